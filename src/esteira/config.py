@@ -1,0 +1,144 @@
+"""Project configuration: `esteira.toml` with laptop defaults, overridden by environment variables.
+
+Every path defaults to the project's `.esteira/` folder, so a project runs whole on one
+machine; pointing `MLFLOW_TRACKING_URI` or `metadata.url` at a server moves one component.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from esteira.errors import ConfigError
+
+CONFIG_FILE = "esteira.toml"
+
+# Types inside common scikit-learn models that skops does not trust by default. esteira trusts
+# these deliberately (they hold only arrays); anything else must be listed by the project.
+DEFAULT_TRUSTED_TYPES = [
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectSection(_Section):
+    name: str = ""
+    modules: list[str] = Field(default_factory=list)
+    """Python modules (importable from the project folder) that define the pipelines."""
+
+
+class TrackingSection(_Section):
+    uri: str = ""
+    registry_uri: str = ""
+    experiment: str = ""
+
+
+class MetadataSection(_Section):
+    url: str = ""
+
+
+class LakeSection(_Section):
+    path: str = ""
+
+
+class ModelsSection(_Section):
+    trusted_types: list[str] = Field(default_factory=list)
+    """Extra types that model serialization (skops) may load, beyond esteira's defaults."""
+
+
+class PipelineSection(_Section):
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Config(_Section):
+    project: ProjectSection = Field(default_factory=ProjectSection)
+    tracking: TrackingSection = Field(default_factory=TrackingSection)
+    metadata: MetadataSection = Field(default_factory=MetadataSection)
+    lake: LakeSection = Field(default_factory=LakeSection)
+    models: ModelsSection = Field(default_factory=ModelsSection)
+    pipelines: dict[str, PipelineSection] = Field(default_factory=dict)
+
+
+class Settings(BaseModel):
+    """Resolved settings: every location absolute, every override applied."""
+
+    root: Path
+    name: str
+    modules: list[str]
+    home: Path
+    tracking_uri: str
+    registry_uri: str
+    experiment: str
+    metadata_url: str
+    lake_path: Path
+    artifacts_path: Path
+    mlflow_artifacts_path: Path
+    trusted_types: list[str]
+    pipeline_params: dict[str, dict[str, Any]]
+
+
+def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Settings:
+    """Read `<root>/esteira.toml` (optional) and apply environment overrides."""
+    env = os.environ if environ is None else environ
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"project folder {root} does not exist; pass --project DIR")
+    config = _read_config(root / CONFIG_FILE)
+    home = Path(env.get("ESTEIRA_HOME") or root / ".esteira").resolve()
+    tracking_uri = (
+        env.get("MLFLOW_TRACKING_URI") or config.tracking.uri or f"sqlite:///{home / 'mlflow.db'}"
+    )
+    name = config.project.name or root.name
+    return Settings(
+        root=root,
+        name=name,
+        modules=config.project.modules,
+        home=home,
+        tracking_uri=tracking_uri,
+        registry_uri=env.get("MLFLOW_REGISTRY_URI") or config.tracking.registry_uri or tracking_uri,
+        experiment=env.get("MLFLOW_EXPERIMENT_NAME") or config.tracking.experiment or name,
+        metadata_url=env.get("ESTEIRA_METADATA_URL")
+        or config.metadata.url
+        or f"sqlite:///{home / 'esteira.db'}",
+        lake_path=_resolve(root, env.get("ESTEIRA_LAKE") or config.lake.path, home / "lake"),
+        artifacts_path=home / "artifacts",
+        mlflow_artifacts_path=home / "mlartifacts",
+        trusted_types=[*DEFAULT_TRUSTED_TYPES, *config.models.trusted_types],
+        pipeline_params={name: p.params for name, p in config.pipelines.items()},
+    )
+
+
+def _resolve(root: Path, value: str, default: Path) -> Path:
+    return (root / value).resolve() if value else default
+
+
+def _read_config(path: Path) -> Config:
+    if not path.exists():
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_explain(path, e)) from None
+
+
+def _explain(path: Path, error: ValidationError) -> str:
+    lines = [f"{path} has {error.error_count()} invalid setting(s):"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  - '{key}': unknown key (check its spelling and section)")
+        else:
+            lines.append(f"  - '{key}': {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)

@@ -1,0 +1,127 @@
+"""Delta tables on disk (or object storage) through `deltalake`: no JVM, and Spark or
+Databricks read the same tables. Every write returns the table version it created, every
+read can pin a version or a time, so a training run can name exactly the data it saw."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from esteira.errors import LakeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from deltalake import DeltaTable
+
+_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Lake:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, table: str) -> Path:
+        if not _TABLE_NAME.match(table):
+            raise LakeError(
+                f"invalid table name {table!r}: use lower-case letters, digits and underscores"
+            )
+        return self.root / table
+
+    def uri(self, table: str) -> str:
+        return self.path(table).as_uri()
+
+    def tables(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "_delta_log").is_dir())
+
+    def exists(self, table: str) -> bool:
+        return (self.path(table) / "_delta_log").is_dir()
+
+    def version(self, table: str) -> int | None:
+        """The latest version, or None when the table does not exist."""
+        if not self.exists(table):
+            return None
+        return self.open(table).version()
+
+    def open(
+        self, table: str, version: int | None = None, as_of: datetime | str | None = None
+    ) -> DeltaTable:
+        from deltalake import DeltaTable
+
+        if not self.exists(table):
+            known = ", ".join(self.tables()) or "none yet"
+            raise LakeError(f"lake table '{table}' does not exist in {self.root} (tables: {known})")
+        dt = DeltaTable(str(self.path(table)))
+        try:
+            if version is not None:
+                dt.load_as_version(version)
+            elif as_of is not None:
+                dt.load_as_version(as_of)
+        except Exception as e:
+            raise LakeError(
+                f"table '{table}' has no version {version if version is not None else as_of}: "
+                f"{e}; its latest version is {dt.version()}"
+            ) from None
+        return dt
+
+    def read(
+        self,
+        table: str,
+        version: int | None = None,
+        as_of: datetime | str | None = None,
+        columns: list[str] | None = None,
+        filters: list[tuple[str, str, Any]] | None = None,
+    ) -> tuple[pd.DataFrame, int]:
+        """Read a table (latest, a version, or as of a time); returns the data and its version."""
+        dt = self.open(table, version, as_of)
+        try:
+            df = dt.to_pandas(columns=columns, filters=filters)
+        except Exception as e:
+            raise LakeError(f"cannot read table '{table}' (columns={columns}, filters={filters}): {e}") from None
+        return df, dt.version()
+
+    def append(self, table: str, df: pd.DataFrame, partition_by: list[str] | None = None) -> int:
+        return self._write(table, df, "append", partition_by=partition_by)
+
+    def replace(
+        self, table: str, df: pd.DataFrame, where: str | None = None, partition_by: list[str] | None = None
+    ) -> int:
+        """Overwrite the rows matching `where` (the whole table when None) with `df`.
+
+        Writing the same batch twice therefore leaves it once: ingestion is idempotent.
+        """
+        return self._write(table, df, "overwrite", where=where, partition_by=partition_by)
+
+    def history(self, table: str) -> list[dict[str, Any]]:
+        return self.open(table).history()
+
+    def _write(
+        self,
+        table: str,
+        df: pd.DataFrame,
+        mode: str,
+        where: str | None = None,
+        partition_by: list[str] | None = None,
+    ) -> int:
+        from deltalake import write_deltalake
+
+        path = self.path(table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        exists = self.exists(table)
+        try:
+            write_deltalake(
+                str(path),
+                df,
+                mode=mode,
+                predicate=where if exists else None,
+                partition_by=None if exists else partition_by,
+            )
+        except Exception as e:
+            raise LakeError(
+                f"cannot {mode} {len(df)} rows to table '{table}': {e}. "
+                "Check that the batch has the table's columns and types."
+            ) from None
+        return self.open(table).version()

@@ -1,0 +1,236 @@
+"""The ML metadata store: pipeline runs, step runs, artifacts, data versions and models.
+
+SQLAlchemy models on SQLite by default (WAL, so readers never block the runner); the same
+models run on PostgreSQL by URL. Later records (triggers, promotions, gate decisions) join
+the same tables by run id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+from esteira.errors import NotFound
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class PipelineRun(Base):
+    __tablename__ = "pipeline_runs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project: Mapped[str] = mapped_column(String(200))
+    pipeline: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # running | completed | failed
+    trigger: Mapped[str] = mapped_column(String(64), default="manual")
+    trigger_reason: Mapped[str] = mapped_column(Text, default="")
+    executor: Mapped[str] = mapped_column(String(200))
+    code_version: Mapped[str] = mapped_column(String(64))
+    git_commit: Mapped[str] = mapped_column(String(64), default="")
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    only_step: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    steps: Mapped[list[StepRun]] = relationship(back_populates="run", order_by="StepRun.seq")
+
+    __table_args__ = (Index("ix_pipeline_runs_pipeline_started", "pipeline", "started_at"),
+                      Index("ix_pipeline_runs_started", "started_at"))
+
+
+class StepRun(Base):
+    __tablename__ = "step_runs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pipeline_run_id: Mapped[str] = mapped_column(ForeignKey("pipeline_runs.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # running | completed | cached | failed
+    code_hash: Mapped[str] = mapped_column(String(64))
+    cache_key: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    cached_from: Mapped[str | None] = mapped_column(String(32))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    run: Mapped[PipelineRun] = relationship(back_populates="steps")
+    io: Mapped[list[StepIO]] = relationship(order_by="StepIO.id", cascade="all")
+    tables: Mapped[list[TableAccess]] = relationship(order_by="TableAccess.id", cascade="all")
+    models: Mapped[list[ModelVersionRecord]] = relationship(cascade="all")
+
+    __table_args__ = (Index("ix_step_runs_cache", "cache_key", "status", "ended_at"),)
+
+    def outputs(self) -> list[StepIO]:
+        return [io for io in self.io if io.direction == "out"]
+
+    def inputs(self) -> list[StepIO]:
+        return [io for io in self.io if io.direction == "in"]
+
+
+class StepIO(Base):
+    """An artifact a step run read ("in") or wrote ("out"), under the name the pipeline uses."""
+
+    __tablename__ = "step_io"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    step_run_id: Mapped[str] = mapped_column(ForeignKey("step_runs.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    name: Mapped[str] = mapped_column(String(200))
+    uri: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_step_io_name", "name", "direction"),)
+
+
+class TableAccess(Base):
+    """A lake table version a step run read or wrote: the data lineage."""
+
+    __tablename__ = "table_access"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    step_run_id: Mapped[str] = mapped_column(ForeignKey("step_runs.id"), index=True)
+    mode: Mapped[str] = mapped_column(String(5))  # read | write
+    table: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class ModelVersionRecord(Base):
+    """A registered model version and the step run that produced it."""
+
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    step_run_id: Mapped[str] = mapped_column(ForeignKey("step_runs.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(32))
+    model_uri: Mapped[str] = mapped_column(Text)
+    mlflow_run_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_model_versions_name", "name", "version"),)
+
+
+class SchemaInfo(Base):
+    __tablename__ = "esteira_schema"
+    version: Mapped[int] = mapped_column(primary_key=True)
+
+
+class MetadataStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        with self.session() as s:
+            if s.get(SchemaInfo, SCHEMA_VERSION) is None:
+                s.add(SchemaInfo(version=SCHEMA_VERSION))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._session.begin() as s:
+            yield s
+
+    def add(self, *records: Base) -> None:
+        with self.session() as s:
+            s.add_all(records)
+
+    def update(self, model: type[Base], key: str, children: Sequence[Base] = (), **fields: Any) -> None:
+        """Set fields of one record and add records that belong to it, in one transaction."""
+        with self.session() as s:
+            record = s.get(model, key)
+            if record is None:
+                raise NotFound(f"no {model.__tablename__} record {key}")
+            for name, value in fields.items():
+                setattr(record, name, value)
+            s.add_all(children)
+
+    # queries -----------------------------------------------------------------------
+
+    def run(self, run_id: str) -> PipelineRun:
+        """A pipeline run with its steps, by id or unique id prefix."""
+        with self.session() as s:
+            runs = s.scalars(
+                select(PipelineRun).where(PipelineRun.id.startswith(run_id)).limit(2)
+            ).all()
+            if len(runs) != 1:
+                what = "no run" if not runs else "more than one run"
+                raise NotFound(f"{what} matches '{run_id}'; list runs with `esteira runs`")
+            run = runs[0]
+            for st in run.steps:  # load the whole tree while the session is open
+                _ = st.io, st.tables, st.models
+            return run
+
+    def runs(self, pipeline: str | None = None, limit: int = 20) -> Sequence[PipelineRun]:
+        with self.session() as s:
+            q = select(PipelineRun).order_by(PipelineRun.started_at.desc()).limit(limit)
+            if pipeline:
+                q = q.where(PipelineRun.pipeline == pipeline)
+            return s.scalars(q).all()
+
+    def cached_step(self, cache_key: str) -> StepRun | None:
+        """The newest completed execution with this cache key, with its outputs and tables."""
+        with self.session() as s:
+            found = s.scalars(
+                select(StepRun)
+                .where(StepRun.cache_key == cache_key, StepRun.status == "completed")
+                .order_by(StepRun.ended_at.desc())
+                .limit(1)
+            ).first()
+            if found is not None:
+                _ = found.io, found.tables, found.models
+            return found
+
+    def latest_output(self, pipeline: str, name: str) -> StepIO | None:
+        """The newest artifact named `name` that a finished step of `pipeline` produced."""
+        with self.session() as s:
+            return s.scalars(
+                select(StepIO)
+                .join(StepRun, StepIO.step_run_id == StepRun.id)
+                .join(PipelineRun, StepRun.pipeline_run_id == PipelineRun.id)
+                .where(
+                    StepIO.name == name,
+                    StepIO.direction == "out",
+                    StepRun.status.in_(("completed", "cached")),
+                    PipelineRun.pipeline == pipeline,
+                )
+                .order_by(StepRun.ended_at.desc())
+                .limit(1)
+            ).first()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,1 @@
+"""Steps, pipelines, the local runner, its cache and its artifact store."""

@@ -1,0 +1,136 @@
+"""A step is a plain Python function; the decorator only reads its signature.
+
+Data flows by name: an argument named like another step's output receives that output;
+any other argument is a parameter (its default, if any, is the parameter's default); an
+argument named `ctx` receives the run's `Context`. The decorated function stays callable
+as before, so a notebook can call it directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, overload
+
+from esteira.errors import PipelineDefinitionError
+
+CONTEXT_ARG = "ctx"
+_NO_DEFAULT = inspect.Parameter.empty
+
+
+@dataclass(eq=False)
+class Step:
+    func: Callable[..., Any]
+    name: str
+    outputs: tuple[str, ...]
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    """Explicit wiring: function argument -> name of the upstream output it receives."""
+    version: str = ""
+    """Bump to invalidate the cache when code the step calls (not its own source) changed."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.inputs) - set(self.arguments)
+        if unknown:
+            raise PipelineDefinitionError(
+                f"step '{self.name}' wires {sorted(unknown)} in inputs=, but its function "
+                f"has no such argument; its arguments are {list(self.arguments)}"
+            )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    @cached_property
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.func)
+
+    @cached_property
+    def wants_context(self) -> bool:
+        return CONTEXT_ARG in self.signature.parameters
+
+    @cached_property
+    def arguments(self) -> dict[str, Any]:
+        """Arguments other than `ctx`, with their defaults (or `inspect.Parameter.empty`)."""
+        return {
+            name: p.default
+            for name, p in self.signature.parameters.items()
+            if name != CONTEXT_ARG and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+
+    def source_name(self, argument: str) -> str:
+        """The output name an argument reads (itself unless wired explicitly)."""
+        return self.inputs.get(argument, argument)
+
+    @cached_property
+    def code_hash(self) -> str:
+        """Hash of the step's own source (decorator included) and its version."""
+        try:
+            code = textwrap.dedent(inspect.getsource(self.func))
+        except (OSError, TypeError):  # defined where no source is kept (e.g. exec)
+            co = self.func.__code__
+            code = repr((co.co_code, co.co_consts, co.co_names))
+        return hashlib.sha256(f"{code}\0{self.version}".encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"Step({self.name!r}, outputs={list(self.outputs)})"
+
+
+@overload
+def step(func: Callable[..., Any], /) -> Step: ...
+@overload
+def step(
+    *,
+    name: str | None = None,
+    outputs: str | Sequence[str] | None = None,
+    inputs: Mapping[str, str] | None = None,
+    version: str = "",
+) -> Callable[[Callable[..., Any]], Step]: ...
+
+
+def step(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    outputs: str | Sequence[str] | None = None,
+    inputs: Mapping[str, str] | None = None,
+    version: str = "",
+) -> Step | Callable[[Callable[..., Any]], Step]:
+    """Mark a function as a pipeline step.
+
+    `outputs` names what the function returns (default: the function's name; several names
+    when it returns a tuple or a dict). `inputs` wires arguments to outputs of other names.
+
+    >>> @step(outputs=("train", "test"))
+    ... def split(features, test_fraction: float = 0.2): ...
+    """
+
+    def decorate(f: Callable[..., Any]) -> Step:
+        step_name = name or f.__name__
+        if outputs is None:
+            names: tuple[str, ...] = (step_name,)
+        elif isinstance(outputs, str):
+            names = (outputs,)
+        else:
+            names = tuple(outputs)
+        return Step(f, step_name, names, dict(inputs or {}), version)
+
+    return decorate(func) if func is not None else decorate
+
+
+def split_outputs(step: Step, value: Any) -> dict[str, Any]:
+    """Map a step's return value to its declared output names."""
+    names = step.outputs
+    if len(names) == 1:
+        return {names[0]: value}
+    if isinstance(value, Mapping) and set(value) == set(names):
+        return {n: value[n] for n in names}
+    if isinstance(value, tuple) and len(value) == len(names):
+        return dict(zip(names, value, strict=True))
+    raise PipelineDefinitionError(
+        f"step '{step.name}' declares outputs {list(names)} but returned "
+        f"{type(value).__name__}; return a tuple of {len(names)} values or a dict with those keys"
+    )

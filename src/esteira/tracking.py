@@ -1,0 +1,236 @@
+"""MLflow: runs, batched params and metrics, datasets, and models logged and registered.
+
+`import mlflow` costs seconds, so nothing here imports it until a run has something to
+track: a fully cached pipeline run never pays for it.
+
+Model logging is made fast and still complete: the requirements are read from the installed
+distributions of the libraries the model is made of (MLflow's default infers them in a
+subprocess, ~3 s), and the signature from the input example.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from esteira.errors import TrackingError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: str
+    model_uri: str
+    run_id: str
+
+
+class Tracker:
+    """One MLflow experiment of one project; all calls name their run explicitly."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        registry_uri: str,
+        experiment: str,
+        artifact_root: Path,
+        trusted_types: Iterable[str] = (),
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri
+        self.experiment = experiment
+        self.artifact_root = artifact_root
+        self.trusted_types = list(trusted_types)
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            import mlflow
+
+            # log_model and register_model read MLflow's process-wide URIs.
+            mlflow.set_tracking_uri(self.tracking_uri)
+            mlflow.set_registry_uri(self.registry_uri)
+            self._client = mlflow.MlflowClient(self.tracking_uri, self.registry_uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            found = self.client.get_experiment_by_name(self.experiment)
+            if found is not None:
+                self._experiment_id = found.experiment_id
+            else:
+                location = (self.artifact_root / self.experiment).as_uri()
+                self._experiment_id = self.client.create_experiment(
+                    self.experiment, artifact_location=location
+                )
+        return self._experiment_id
+
+    def start_run(self, name: str, tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags))
+        return run.info.run_id
+
+    def end_run(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, "FINISHED" if status == "completed" else "FAILED")
+
+    def log(
+        self,
+        run_id: str,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """One `log_batch` call for any number of params, metrics and tags."""
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.utils.time import get_current_time_millis
+
+        now = get_current_time_millis()
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+            params=[Param(k, _param_text(v)) for k, v in (params or {}).items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
+
+    def log_dataset(
+        self,
+        run_id: str,
+        df: pd.DataFrame,
+        name: str,
+        source_uri: str,
+        table_version: int | None = None,
+        targets: str | None = None,
+        context: str = "training",
+    ) -> None:
+        import mlflow.data
+        from mlflow.data.delta_dataset_source import DeltaDatasetSource
+        from mlflow.entities import DatasetInput, InputTag
+
+        source = (
+            DeltaDatasetSource(path=source_uri, delta_table_version=table_version)
+            if table_version is not None
+            else source_uri
+        )
+        dataset = mlflow.data.from_pandas(df, source=source, name=name, targets=targets)
+        self.client.log_inputs(
+            run_id,
+            [DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])],
+        )
+
+    def log_model(
+        self,
+        run_id: str,
+        model: Any,
+        register_as: str | None,
+        input_example: pd.DataFrame,
+        predict_fn: str = "predict",
+        tags: Mapping[str, str] | None = None,
+    ) -> RegisteredModel:
+        """Log a scikit-learn model with signature, example and requirements; register it."""
+        import mlflow
+        import mlflow.sklearn
+
+        trusted = checked_trusted_types(model, self.trusted_types)
+        _ = self.client  # sets MLflow's URIs
+        try:
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                run_id=run_id,
+                signature=infer_signature(model, input_example, predict_fn),
+                input_example=input_example,
+                pip_requirements=requirements_for(model),
+                pyfunc_predict_fn=predict_fn,
+                serialization_format="skops",
+                skops_trusted_types=trusted,
+            )
+            if register_as is None:
+                return RegisteredModel("", "", info.model_uri, run_id)
+            version = mlflow.register_model(
+                info.model_uri, register_as, tags={k: str(v) for k, v in (tags or {}).items()}
+            )
+        except mlflow.exceptions.MlflowException as e:
+            raise TrackingError(f"MLflow could not log or register model '{register_as}': {e}") from e
+        return RegisteredModel(register_as, str(version.version), info.model_uri, run_id)
+
+
+def infer_signature(model: Any, example: pd.DataFrame, predict_fn: str) -> Any:
+    from mlflow.models import infer_signature as mlflow_infer_signature
+
+    output = getattr(model, predict_fn)(example)
+    if predict_fn == "predict_proba" and getattr(output, "ndim", 1) == 2:
+        output = output[:, 1] if output.shape[1] == 2 else output
+    return mlflow_infer_signature(example, output)
+
+
+def checked_trusted_types(model: Any, allowed: Iterable[str]) -> list[str]:
+    """The types skops would refuse in `model`; all must be ones the project trusts."""
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    refused = sorted(set(untrusted) - set(allowed))
+    if refused:
+        raise TrackingError(
+            f"the model contains types that skops does not trust: {refused}. If you trust "
+            "them, list them under [models] trusted_types in esteira.toml."
+        )
+    return sorted(untrusted)
+
+
+def requirements_for(model: Any) -> list[str]:
+    """Pinned requirements of the libraries the model's objects come from."""
+    modules = {"mlflow", "sklearn", "skops", "numpy", "scipy", "pandas"}
+    modules |= {type(obj).__module__.split(".")[0] for obj in _model_parts(model)}
+    names = importlib.metadata.packages_distributions()
+    reqs = set()
+    for module in modules:
+        for dist in names.get(module, []):
+            reqs.add(f"{dist}=={importlib.metadata.version(dist)}")
+    return sorted(reqs)
+
+
+def _model_parts(model: Any) -> Iterable[Any]:
+    yield model
+    if hasattr(model, "get_params"):
+        for value in model.get_params(deep=True).values():
+            if hasattr(value, "get_params") or hasattr(value, "fit"):
+                yield value
+
+
+def save_model(model: Any, path: Path, trusted_types: Iterable[str]) -> None:
+    """Save a model in MLflow's format at `path` (a folder that must not exist)."""
+    import mlflow.sklearn
+
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        serialization_format="skops",
+        skops_trusted_types=checked_trusted_types(model, trusted_types),
+        pip_requirements=requirements_for(model),
+    )
+
+
+def load_model(path: Path) -> Any:
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(str(path))
+
+
+def _param_text(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
+
+
+def python_version() -> str:
+    return ".".join(map(str, sys.version_info[:3]))
