@@ -24,7 +24,17 @@ _EXPORTS = {
     "EsteiraError": "esteira.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Context",
+    "EsteiraError",
+    "Lake",
+    "Pipeline",
+    "Project",
+    "Step",
+    "load_project",
+    "pipeline",
+    "step",
+]
 
 if TYPE_CHECKING:
     from esteira.errors import EsteiraError

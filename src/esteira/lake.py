@@ -80,14 +80,20 @@ class Lake:
         try:
             df = dt.to_pandas(columns=columns, filters=filters)
         except Exception as e:
-            raise LakeError(f"cannot read table '{table}' (columns={columns}, filters={filters}): {e}") from None
+            raise LakeError(
+                f"cannot read table '{table}' (columns={columns}, filters={filters}): {e}"
+            ) from None
         return df, dt.version()
 
     def append(self, table: str, df: pd.DataFrame, partition_by: list[str] | None = None) -> int:
         return self._write(table, df, "append", partition_by=partition_by)
 
     def replace(
-        self, table: str, df: pd.DataFrame, where: str | None = None, partition_by: list[str] | None = None
+        self,
+        table: str,
+        df: pd.DataFrame,
+        where: str | None = None,
+        partition_by: list[str] | None = None,
     ) -> int:
         """Overwrite the rows matching `where` (the whole table when None) with `df`.
 

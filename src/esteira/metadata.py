@@ -25,7 +25,14 @@ from sqlalchemy import (
     event,
     select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    sessionmaker,
+)
 
 from esteira.errors import NotFound
 
@@ -37,7 +44,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}  # noqa: RUF012
 
 
 class PipelineRun(Base):
@@ -60,8 +67,10 @@ class PipelineRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     steps: Mapped[list[StepRun]] = relationship(back_populates="run", order_by="StepRun.seq")
 
-    __table_args__ = (Index("ix_pipeline_runs_pipeline_started", "pipeline", "started_at"),
-                      Index("ix_pipeline_runs_started", "started_at"))
+    __table_args__ = (
+        Index("ix_pipeline_runs_pipeline_started", "pipeline", "started_at"),
+        Index("ix_pipeline_runs_started", "started_at"),
+    )
 
 
 class StepRun(Base):
@@ -163,7 +172,9 @@ class MetadataStore:
         with self.session() as s:
             s.add_all(records)
 
-    def update(self, model: type[Base], key: str, children: Sequence[Base] = (), **fields: Any) -> None:
+    def update(
+        self, model: type[Base], key: str, children: Sequence[Base] = (), **fields: Any
+    ) -> None:
         """Set fields of one record and add records that belong to it, in one transaction."""
         with self.session() as s:
             record = s.get(model, key)

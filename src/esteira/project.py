@@ -43,7 +43,9 @@ class Project:
             return self.pipelines[name]
         except KeyError:
             known = ", ".join(sorted(self.pipelines)) or "none"
-            raise NotFound(f"project '{self.name}' has no pipeline '{name}' (pipelines: {known})") from None
+            raise NotFound(
+                f"project '{self.name}' has no pipeline '{name}' (pipelines: {known})"
+            ) from None
 
     @cached_property
     def metadata(self) -> MetadataStore:
@@ -64,7 +66,9 @@ class Project:
 
         self.settings.home.mkdir(parents=True, exist_ok=True)
         s = self.settings
-        return Tracker(s.tracking_uri, s.registry_uri, s.experiment, s.mlflow_artifacts_path, s.trusted_types)
+        return Tracker(
+            s.tracking_uri, s.registry_uri, s.experiment, s.mlflow_artifacts_path, s.trusted_types
+        )
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
@@ -72,7 +76,8 @@ class Project:
         from esteira.tracking import save_model
 
         return ArtifactStore(
-            self.settings.artifacts_path, partial(save_model, trusted_types=self.settings.trusted_types)
+            self.settings.artifacts_path,
+            partial(save_model, trusted_types=self.settings.trusted_types),
         )
 
     def run(
@@ -98,6 +103,11 @@ def load_project(path: str | Path = ".", environ: Mapping[str, str] | None = Non
     """Read a project's settings and import the modules that define its pipelines."""
     settings = load_settings(path, dict(environ) if environ is not None else None)
     return Project(settings, _import_pipelines(settings))
+
+
+def open_project(path: str | Path = ".") -> Project:
+    """A project's settings and stores without importing its code: enough to inspect runs."""
+    return Project(load_settings(path), {})
 
 
 def _import_pipelines(settings: Settings) -> dict[str, Pipeline]:

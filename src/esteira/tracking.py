@@ -11,7 +11,7 @@ subprocess, ~3 s), and the signature from the input example.
 from __future__ import annotations
 
 import importlib.metadata
-import sys
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +122,9 @@ class Tracker:
             if table_version is not None
             else source_uri
         )
-        dataset = mlflow.data.from_pandas(df, source=source, name=name, targets=targets)
+        with warnings.catch_warnings():  # schema hints about integer columns: not actionable here
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(df, source=source, name=name, targets=targets)
         self.client.log_inputs(
             run_id,
             [DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])],
@@ -142,7 +144,8 @@ class Tracker:
         import mlflow.sklearn
 
         trusted = checked_trusted_types(model, self.trusted_types)
-        _ = self.client  # sets MLflow's URIs
+        # The logged model lands in MLflow's current experiment, not the run's.
+        mlflow.set_experiment(experiment_id=self.experiment_id)
         try:
             info = mlflow.sklearn.log_model(
                 model,
@@ -161,7 +164,9 @@ class Tracker:
                 info.model_uri, register_as, tags={k: str(v) for k, v in (tags or {}).items()}
             )
         except mlflow.exceptions.MlflowException as e:
-            raise TrackingError(f"MLflow could not log or register model '{register_as}': {e}") from e
+            raise TrackingError(
+                f"MLflow could not log or register model '{register_as}': {e}"
+            ) from e
         return RegisteredModel(register_as, str(version.version), info.model_uri, run_id)
 
 
@@ -230,7 +235,3 @@ def load_model(path: Path) -> Any:
 def _param_text(value: Any) -> str:
     text = str(value)
     return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
-
-
-def python_version() -> str:
-    return ".".join(map(str, sys.version_info[:3]))

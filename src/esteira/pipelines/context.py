@@ -109,7 +109,9 @@ class Context:
         self.record.tables.append(("read", table, read))
         return df
 
-    def append_table(self, table: str, df: pd.DataFrame, partition_by: list[str] | None = None) -> int:
+    def append_table(
+        self, table: str, df: pd.DataFrame, partition_by: list[str] | None = None
+    ) -> int:
         version = self.lake.append(table, df, partition_by)
         self.record.tables.append(("write", table, version))
         return version

@@ -138,12 +138,16 @@ def _topological_order(
 ) -> list[Step]:
     """Kahn's algorithm, keeping the declared order among ready steps; cycles are errors."""
     deps = {
-        s.name: {producer[s.source_name(a)].name for a in s.arguments if s.source_name(a) in producer}
+        s.name: {
+            producer[s.source_name(a)].name for a in s.arguments if s.source_name(a) in producer
+        }
         for s in steps
     }
     for s in steps:
         if s.name in deps[s.name]:
-            raise PipelineDefinitionError(f"pipeline '{name}': step '{s.name}' reads its own output")
+            raise PipelineDefinitionError(
+                f"pipeline '{name}': step '{s.name}' reads its own output"
+            )
     order: list[Step] = []
     done: set[str] = set()
     pending = list(steps)
@@ -166,5 +170,5 @@ def _find_cycle(deps: Mapping[str, set[str]], pending: Sequence[Step]) -> list[s
     while True:
         nxt = sorted(deps[path[-1]] & remaining)[0]
         if nxt in path:
-            return [*path[path.index(nxt):], nxt]
+            return [*path[path.index(nxt) :], nxt]
         path.append(nxt)

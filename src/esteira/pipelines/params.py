@@ -13,9 +13,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def resolve_params(
-    pipeline: Pipeline, *overrides: Mapping[str, Any]
-) -> dict[str, Any]:
+def resolve_params(pipeline: Pipeline, *overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Merge overrides (later wins) over the pipeline's defaults, refusing unknown names."""
     merged = dict(pipeline.params)
     for layer in overrides:

@@ -64,12 +64,16 @@ class RunResult:
     def output(self, name: str) -> Any:
         """Load an output of this run from the artifact store."""
         if name not in self.outputs:
-            raise NotFound(f"run {self.run_id} has no output '{name}'; it has {sorted(self.outputs)}")
+            raise NotFound(
+                f"run {self.run_id} has no output '{name}'; it has {sorted(self.outputs)}"
+            )
         return self._load(self.outputs[name])
 
 
 class Runner:
-    def __init__(self, project: Project, on_event: Callable[[StepEvent], None] | None = None) -> None:
+    def __init__(
+        self, project: Project, on_event: Callable[[StepEvent], None] | None = None
+    ) -> None:
         self.project = project
         self.on_event = on_event or (lambda event: None)
 
@@ -127,7 +131,10 @@ class Runner:
         self, state: _RunState, s: Step, index: int, use_cache: bool, from_history: bool
     ) -> None:
         total = len(state.steps)
-        inputs = {arg: state.input_ref(name, from_history) for arg, name in state.pipeline.data_inputs(s).items()}
+        inputs = {
+            arg: state.input_ref(name, from_history)
+            for arg, name in state.pipeline.data_inputs(s).items()
+        }
         params = {p: state.params[p] for p in state.pipeline.param_names(s)}
         key = cache_key(s, params, inputs)
         step_run = StepRun(
@@ -168,7 +175,7 @@ class Runner:
         state.keep(outputs, refs)
         step_run.status = "completed"
         state.close_step(step_run, ctx.record, inputs, refs, time.perf_counter() - started)
-        self.on_event(StepEvent(s.name, "completed", index, total, step_run.duration_s or 0.0))
+        self.on_event(StepEvent(s.name, "completed", index, total, time.perf_counter() - started))
 
     def _valid_hit(self, key: str) -> StepRun | None:
         """The cached execution for `key`, if its artifacts and lake inputs still hold."""
@@ -278,9 +285,13 @@ class _RunState:
             StepIO(direction="out", name=o.name, uri=o.uri, hash=o.hash, kind=o.kind, size=o.size)
             for o in hit.outputs()
         ]
-        step_run.tables = [TableAccess(mode=t.mode, table=t.table, version=t.version) for t in hit.tables]
+        step_run.tables = [
+            TableAccess(mode=t.mode, table=t.table, version=t.version) for t in hit.tables
+        ]
         self.project.metadata.add(step_run)
-        self.refs.update({o.name: ArtifactRef(o.uri, o.hash, o.kind, o.size) for o in hit.outputs()})
+        self.refs.update(
+            {o.name: ArtifactRef(o.uri, o.hash, o.kind, o.size) for o in hit.outputs()}
+        )
         self.tables_read.update({t.table: t.version for t in hit.tables if t.mode == "read"})
         self._cached_metrics.update(hit.metrics)
         self.step_status[step_run.step] = "cached"
@@ -333,7 +344,9 @@ class _RunState:
             )
             tracker.log(self.mlflow_run_id, params=self.params)
             self.record.mlflow_run_id = self.mlflow_run_id
-            self.project.metadata.update(PipelineRun, self.record.id, mlflow_run_id=self.mlflow_run_id)
+            self.project.metadata.update(
+                PipelineRun, self.record.id, mlflow_run_id=self.mlflow_run_id
+            )
         return self.mlflow_run_id
 
     def lineage_tags(self) -> dict[str, str]:
@@ -352,11 +365,18 @@ class _RunState:
     def finish(self, status: str, error: str | None, duration: float) -> None:
         self.record.status = status
         if self.mlflow_run_id is not None:
-            cached = {k: v for k, v in self._cached_metrics.items() if k not in self._logged_metrics}
+            cached = {
+                k: v for k, v in self._cached_metrics.items() if k not in self._logged_metrics
+            }
             self.project.tracker.log(self.mlflow_run_id, metrics=cached, tags=self.lineage_tags())
             self.project.tracker.end_run(self.mlflow_run_id, status)
         self.project.metadata.update(
-            PipelineRun, self.record.id, status=status, error=error, ended_at=utcnow(), duration_s=duration
+            PipelineRun,
+            self.record.id,
+            status=status,
+            error=error,
+            ended_at=utcnow(),
+            duration_s=duration,
         )
 
 

