@@ -122,13 +122,13 @@ class Tracker:
             if table_version is not None
             else source_uri
         )
-        with warnings.catch_warnings():  # schema hints about integer columns: not actionable here
+        # The schema hint about integer columns is not actionable for a logged dataset.
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(df, source=source, name=name, targets=targets)
-        self.client.log_inputs(
-            run_id,
-            [DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])],
-        )
+            entity = dataset._to_mlflow_entity()
+        tags = [InputTag("mlflow.data.context", context)]
+        self.client.log_inputs(run_id, [DatasetInput(entity, tags)])
 
     def log_model(
         self,
@@ -173,10 +173,7 @@ class Tracker:
 def infer_signature(model: Any, example: pd.DataFrame, predict_fn: str) -> Any:
     from mlflow.models import infer_signature as mlflow_infer_signature
 
-    output = getattr(model, predict_fn)(example)
-    if predict_fn == "predict_proba" and getattr(output, "ndim", 1) == 2:
-        output = output[:, 1] if output.shape[1] == 2 else output
-    return mlflow_infer_signature(example, output)
+    return mlflow_infer_signature(example, getattr(model, predict_fn)(example))
 
 
 def checked_trusted_types(model: Any, allowed: Iterable[str]) -> list[str]:

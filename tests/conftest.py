@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "flight_delays"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test uses its project's own embedded stores, whatever the shell exported."""
+    for var in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_EXPERIMENT_ID",
+        "ESTEIRA_HOME",
+        "ESTEIRA_METADATA_URL",
+        "ESTEIRA_LAKE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def write_project(tmp_path: Path) -> Callable[..., Path]:
+    """Write (or rewrite) a project: `pipelines.py` from `code`, `esteira.toml` from `toml`."""
+
+    def write(code: str, toml: str = "", name: str = "proj") -> Path:
+        root = tmp_path / name
+        root.mkdir(exist_ok=True)
+        (root / "pipelines.py").write_text(textwrap.dedent(code))
+        (root / "esteira.toml").write_text(textwrap.dedent(toml))
+        return root
+
+    return write
+
+
+@pytest.fixture
+def flight_project(tmp_path: Path) -> Path:
+    """A private copy of the reference project, so its stores live in tmp."""
+    root = tmp_path / "flight_delays"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".esteira", "__pycache__"))
+    return root
+
+
+def calls(root: Path) -> list[str]:
+    """Steps write their name to calls.txt when they execute (not when cached)."""
+    path = root / "calls.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def reset_calls(root: Path) -> None:
+    (root / "calls.txt").unlink(missing_ok=True)

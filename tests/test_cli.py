@@ -1,0 +1,88 @@
+"""The `esteira` command as a user runs it: real processes, real exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from test_runner import PIPELINE
+
+ESTEIRA = [sys.executable, "-m", "esteira.cli"]
+
+
+def esteira(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ESTEIRA, *args], capture_output=True, text=True, cwd=cwd, env=_env(), timeout=300
+    )
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ESTEIRA_"))}
+    return env | {"COLUMNS": "200"}
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "import sys; from esteira.cli import app; "
+        "heavy = {'mlflow', 'pandas', 'sqlalchemy', 'deltalake', 'sklearn', 'pydantic'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    help_text = esteira("--help")
+    assert help_text.returncode == 0
+    for command in ("run", "runs", "show", "ui", "demo"):
+        assert command in help_text.stdout
+    assert "Example: esteira run train" in esteira("run", "--help").stdout
+
+
+def test_run_runs_show(write_project):
+    root = write_project(PIPELINE)
+    first = esteira("run", "flow", "--project", str(root), "--param", "factor=3")
+    assert first.returncode == 0, first.stderr
+    assert "4 ran, 0 cached" in first.stdout
+    again = esteira("run", "flow", "--project", str(root), "--param", "factor=3")
+    assert "0 ran, 4 cached" in again.stdout
+
+    listing = esteira("runs", "--project", str(root))
+    assert listing.returncode == 0 and listing.stdout.count("completed") == 2
+
+    from esteira.project import open_project
+
+    run_id = open_project(root).metadata.runs()[0].id
+    shown = esteira("show", run_id[:8], "--project", str(root))
+    assert shown.returncode == 0, shown.stderr
+    for text in ("scaled", "cached ←", "factor=3", "total=18"):
+        assert text in shown.stdout
+
+    by_hand = esteira("run", "flow", "--project", str(root), "--only", "total", "--no-cache")
+    assert by_hand.returncode == 0 and "1 ran, 0 cached" in by_hand.stdout
+
+
+def test_user_errors_are_one_clear_line_without_traceback(write_project):
+    root = write_project(PIPELINE)
+    cases = [
+        (["run", "nope", "--project", str(root)], "has no pipeline 'nope' (pipelines: flow)"),
+        (["run", "flow", "--project", str(root), "--param", "factr=2"], "no parameter 'factr'"),
+        (["run", "flow", "--project", str(root), "--only", "ghost"], "has no step 'ghost'"),
+        (["show", "zzzz", "--project", str(root)], "no run matches 'zzzz'"),
+        (["run", "flow", "--project", str(root / "missing")], "does not exist"),
+    ]
+    for args, message in cases:
+        out = esteira(*args)
+        assert out.returncode == 1, (args, out.stdout, out.stderr)
+        assert message in " ".join(out.stderr.split()), (args, out.stderr)
+        assert "Traceback" not in out.stderr
+
+
+def test_failing_step_shows_the_user_code_traceback(write_project):
+    root = write_project(PIPELINE)
+    (root / "fail").touch()
+    out = esteira("run", "flow", "--project", str(root))
+    assert out.returncode == 1
+    assert "the flag file says fail" in out.stderr
+    assert "pipelines.py" in out.stderr  # where in the user's code
+    assert "rerun to resume" in " ".join(out.stderr.split())

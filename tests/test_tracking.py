@@ -1,0 +1,135 @@
+"""What lands in MLflow: the run, params, metrics, datasets and the registered model."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from esteira import load_project
+from esteira.errors import StepFailed, TrackingError
+
+PIPELINE = '''
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from esteira import pipeline, step
+
+
+@step
+def data(ctx):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    df["label"] = (df.a + 0.3 * rng.normal(size=400) > 0).astype(int)
+    ctx.replace_table("training", df)
+    return ctx.read_table("training")
+
+
+@step(outputs="model")
+def train(ctx, data, max_iter: int = 20):
+    model = HistGradientBoostingClassifier(max_iter=max_iter).fit(data[["a", "b"]], data.label)
+    ctx.log_dataset(data, "training", table="training", targets="label")
+    ctx.log_params({"train_rows": len(data)})
+    ctx.log_metrics({"train_accuracy": model.score(data[["a", "b"]], data.label)})
+    return model
+
+
+@step
+def register(ctx, model, data):
+    m = ctx.log_model(model, data[["a", "b"]].head(3), register_as="toy", predict_fn="predict_proba")
+    return {"version": m.version}
+
+
+flow = pipeline("flow", [data, train, register])
+'''
+
+
+def test_mlflow_holds_run_params_metrics_dataset_and_registered_model(write_project):
+    root = write_project(PIPELINE)
+    project = load_project(root)
+    result = project.run("flow")
+    assert result.output("register") == {"version": "1"}
+
+    client = MlflowClient(project.settings.tracking_uri, project.settings.registry_uri)
+    run = client.get_run(result.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["max_iter"] == "20" and run.data.params["train_rows"] == "400"
+    assert run.data.metrics["train_accuracy"] > 0.8
+    tags = run.data.tags
+    assert tags["esteira.pipeline_run_id"] == result.run_id
+    assert tags["esteira.data.training.version"] == "0"
+
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "training" and dataset_input.dataset.digest
+    assert "training" in dataset_input.dataset.source
+    assert dataset_input.tags[0].value == "training"
+
+    version = client.get_model_version("toy", "1")
+    record = project.metadata.run(result.run_id)
+    assert version.tags["esteira.pipeline_run_id"] == result.run_id
+    assert version.tags["esteira.code_version"] == record.code_version
+    assert version.tags["esteira.data.training.version"] == "0"
+    assert version.tags["esteira.step"] == "register"
+    assert version.run_id == result.mlflow_run_id
+
+    mlflow.set_tracking_uri(project.settings.tracking_uri)
+    loaded = mlflow.pyfunc.load_model("models:/toy/1")
+    example = pd.DataFrame({"a": [2.0, -2.0], "b": [0.0, 0.0]})
+    probabilities = np.asarray(loaded.predict(example))
+    assert probabilities.shape == (2, 2) and probabilities[0, 1] > probabilities[1, 1]
+    requirements = mlflow.pyfunc.get_model_dependencies("models:/toy/1")
+    text = open(requirements).read()
+    assert "scikit-learn==" in text and "skops==" in text
+
+    (model_record,) = [m for s in record.steps for m in s.models]
+    assert (model_record.name, model_record.version) == ("toy", "1")
+
+
+def test_fully_cached_rerun_makes_no_mlflow_run(write_project):
+    root = write_project(PIPELINE)
+    load_project(root).run("flow")
+    again = load_project(root).run("flow")
+    assert set(again.step_status.values()) == {"cached"}
+    assert again.mlflow_run_id is None
+
+
+UNTRUSTED = '''
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from esteira import pipeline, step
+
+
+class Majority(ClassifierMixin, BaseEstimator):
+    def fit(self, X, y):
+        self.value_ = int(y.mean() > 0.5)
+        return self
+
+    def predict(self, X):
+        return [self.value_] * len(X)
+
+
+@step(outputs="model")
+def train():
+    import pandas as pd
+
+    return Majority().fit(pd.DataFrame({"a": [1, 2]}), pd.Series([1, 1]))
+
+
+flow = pipeline("flow", [train])
+'''
+
+
+def test_a_model_with_untrusted_types_is_refused_with_the_fix(write_project):
+    root = write_project(UNTRUSTED)
+    with pytest.raises(StepFailed) as failure:
+        load_project(root).run("flow")
+    assert isinstance(failure.value.error, TrackingError)
+    assert "pipelines.Majority" in str(failure.value.error)
+    assert "[models] trusted_types" in str(failure.value.error)
+
+    write_project(UNTRUSTED, toml='[models]\ntrusted_types = ["pipelines.Majority"]\n')
+    result = load_project(root).run("flow")
+    assert result.output("model").predict([[0]]) == [1]
