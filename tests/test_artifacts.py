@@ -26,7 +26,10 @@ def test_round_trips_and_content_addressing(tmp_path: Path):
     indexed = df.set_index("b")
     pd.testing.assert_frame_equal(store.load(store.save(indexed)), indexed)
 
-    assert store.load(store.save({"auc": np.float64(0.8), "n": np.int64(3)})) == {"auc": 0.8, "n": 3}
+    assert store.load(store.save({"auc": np.float64(0.8), "n": np.int64(3)})) == {
+        "auc": 0.8,
+        "n": 3,
+    }
     arr = np.arange(6).reshape(2, 3)
     np.testing.assert_array_equal(store.load(store.save(arr)), arr)
     assert len(list(store.objects.iterdir())) == 4

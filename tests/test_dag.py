@@ -98,7 +98,7 @@ def test_wiring_an_unknown_argument_is_rejected():
 
 
 def test_not_a_step_is_rejected():
-    with pytest.raises(PipelineDefinitionError, match="decorate it with @esteira.step"):
+    with pytest.raises(PipelineDefinitionError, match=r"decorate it with @esteira\.step"):
         pipeline("p", [raw, lambda: 1])
 
 

@@ -48,8 +48,10 @@ def test_weather_is_joined_point_in_time(flight_project):
     project = load_project(flight_project)
     result = project.run("train", {"start": "2013-02", "end": "2013-02"})
     features = result.output("features").reset_index(names="row")
-    weather, _ = project.lake.read("raw_weather")
-    matched = duckdb.sql(
+    con = duckdb.connect()
+    con.register("features", features)
+    con.register("weather", project.lake.read("raw_weather")[0])
+    matched = con.sql(
         """
         SELECT f.row, f.temp, max(w.time_hour) AS observed_at, arg_max(w.temp, w.time_hour) AS t
         FROM features f JOIN weather w

@@ -9,7 +9,7 @@ from conftest import calls, reset_calls
 from esteira import load_project
 from esteira.errors import NotFound, StepFailed
 
-PIPELINE = '''
+PIPELINE = """
 from pathlib import Path
 
 import pandas as pd
@@ -52,7 +52,7 @@ def count(source):
 
 
 flow = pipeline("flow", [source, scaled, total, count])
-'''
+"""
 
 
 def run(root, **kwargs):
@@ -170,7 +170,7 @@ def test_cache_is_not_trusted_when_an_artifact_was_deleted(write_project):
     assert sorted(calls(root)) == ["scaled"]  # same content again: total stays cached
 
 
-LAKE_PIPELINE = '''
+LAKE_PIPELINE = """
 from pathlib import Path
 
 from esteira import pipeline, step
@@ -187,7 +187,7 @@ def summary(ctx):
 
 
 flow = pipeline("flow", [summary])
-'''
+"""
 
 
 def test_new_table_version_invalidates_the_steps_that_read_it(write_project):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -11,7 +13,7 @@ from mlflow import MlflowClient
 from esteira import load_project
 from esteira.errors import StepFailed, TrackingError
 
-PIPELINE = '''
+PIPELINE = """
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -39,12 +41,13 @@ def train(ctx, data, max_iter: int = 20):
 
 @step
 def register(ctx, model, data):
-    m = ctx.log_model(model, data[["a", "b"]].head(3), register_as="toy", predict_fn="predict_proba")
+    example = data[["a", "b"]].head(3)
+    m = ctx.log_model(model, example, register_as="toy", predict_fn="predict_proba")
     return {"version": m.version}
 
 
 flow = pipeline("flow", [data, train, register])
-'''
+"""
 
 
 def test_mlflow_holds_run_params_metrics_dataset_and_registered_model(write_project):
@@ -81,7 +84,7 @@ def test_mlflow_holds_run_params_metrics_dataset_and_registered_model(write_proj
     probabilities = np.asarray(loaded.predict(example))
     assert probabilities.shape == (2, 2) and probabilities[0, 1] > probabilities[1, 1]
     requirements = mlflow.pyfunc.get_model_dependencies("models:/toy/1")
-    text = open(requirements).read()
+    text = Path(requirements).read_text()
     assert "scikit-learn==" in text and "skops==" in text
 
     (model_record,) = [m for s in record.steps for m in s.models]
@@ -96,7 +99,7 @@ def test_fully_cached_rerun_makes_no_mlflow_run(write_project):
     assert again.mlflow_run_id is None
 
 
-UNTRUSTED = '''
+UNTRUSTED = """
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from esteira import pipeline, step
@@ -119,7 +122,7 @@ def train():
 
 
 flow = pipeline("flow", [train])
-'''
+"""
 
 
 def test_a_model_with_untrusted_types_is_refused_with_the_fix(write_project):
