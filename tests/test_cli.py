@@ -86,3 +86,81 @@ def test_failing_step_shows_the_user_code_traceback(write_project):
     assert "the flag file says fail" in out.stderr
     assert "pipelines.py" in out.stderr  # where in the user's code
     assert "rerun to resume" in " ".join(out.stderr.split())
+
+
+SLOW = """
+import time
+from pathlib import Path
+
+from esteira import pipeline, step
+
+HERE = Path(__file__).parent
+
+
+@step
+def quick():
+    return {"ok": 1}
+
+
+@step
+def slow(quick):
+    (HERE / "started").touch()
+    if (HERE / "slow").exists():
+        time.sleep(60)
+    return quick
+
+
+flow = pipeline("flow", [quick, slow])
+"""
+
+
+def _start_and_wait(root: Path) -> subprocess.Popen[str]:
+    import time
+
+    proc = subprocess.Popen(
+        [*ESTEIRA, "run", "flow", "--project", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    deadline = time.monotonic() + 60
+    while not (root / "started").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc
+
+
+def test_sigterm_records_the_interruption_and_a_rerun_resumes(write_project):
+    import signal
+
+    from esteira.project import open_project
+
+    root = write_project(SLOW)
+    (root / "slow").touch()
+    proc = _start_and_wait(root)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+    (record,) = open_project(root).metadata.runs()
+    record = open_project(root).metadata.run(record.id)
+    assert record.status == "failed" and "interrupted" in record.error
+    assert {s.step: s.status for s in record.steps} == {"quick": "completed", "slow": "failed"}
+
+    (root / "slow").unlink()
+    rerun = esteira("run", "flow", "--project", str(root))
+    assert rerun.returncode == 0 and "1 ran, 1 cached" in rerun.stdout
+
+
+def test_a_run_killed_hard_shows_as_died(write_project):
+    from esteira.project import open_project
+
+    root = write_project(SLOW)
+    (root / "slow").touch()
+    proc = _start_and_wait(root)
+    proc.kill()
+    proc.wait(timeout=30)
+    listing = esteira("runs", "--project", str(root))
+    assert "died" in listing.stdout
+    (record,) = open_project(root).metadata.runs()
+    assert record.status == "running" and record.shown_status == "died"

@@ -4,6 +4,7 @@ stays fast (MLflow alone takes seconds to import)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,7 @@ def run(
     from esteira.pipelines.params import parse_assignments
     from esteira.project import load_project
 
+    _interrupt_on_sigterm()
     console = _console()
     p = load_project(project)
     pipe = p.pipeline(pipeline)
@@ -136,6 +138,15 @@ def demo(
         f"  esteira ui --project {project}          MLflow UI: runs, datasets, registered models\n"
         f"  esteira run {pipeline} --project {project} --only STEP   rerun one step by hand"
     )
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM stops a run like Ctrl+C: the run and its step are recorded as interrupted."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _print_result(console, project, result) -> None:

@@ -14,7 +14,13 @@ if TYPE_CHECKING:
     from esteira.metadata import PipelineRun, TableAccess
     from esteira.pipelines.runner import StepEvent
 
-_STYLE = {"completed": "green", "cached": "cyan", "failed": "bold red", "running": "yellow"}
+_STYLE = {
+    "completed": "green",
+    "cached": "cyan",
+    "failed": "bold red",
+    "died": "bold red",
+    "running": "yellow",
+}
 _MARK = {"completed": "✓", "cached": "↺", "failed": "✗"}
 
 
@@ -53,12 +59,12 @@ class RunProgress:
 def runs_table(runs: Sequence[PipelineRun]) -> Table:
     table = Table(title="pipeline runs", title_justify="left")
     for col in ("run", "pipeline", "status", "started (UTC)", "duration", "trigger", "steps"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("run", "started (UTC)"))
     for r in runs:
         table.add_row(
             r.id[:12],
             r.pipeline,
-            f"[{_STYLE.get(r.status, 'white')}]{r.status}[/]",
+            f"[{_STYLE.get(r.shown_status, 'white')}]{r.shown_status}[/]",
             f"{r.started_at:%Y-%m-%d %H:%M:%S}",
             f"{r.duration_s:.2f}s" if r.duration_s is not None else "-",
             r.trigger,
@@ -72,7 +78,7 @@ def run_details(run: PipelineRun) -> Group:
     for label, value in (
         ("run", run.id),
         ("pipeline", f"{run.pipeline} (project {run.project})"),
-        ("status", f"[{_STYLE.get(run.status, 'white')}]{run.status}[/]"),
+        ("status", f"[{_STYLE.get(run.shown_status, 'white')}]{run.shown_status}[/]"),
         ("started", f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC by {run.executor}"),
         ("duration", f"{run.duration_s:.2f}s" if run.duration_s is not None else "-"),
         ("trigger", f"{run.trigger} {run.trigger_reason}".strip()),

@@ -7,6 +7,8 @@ the same tables by run id.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -56,6 +58,7 @@ class PipelineRun(Base):
     trigger: Mapped[str] = mapped_column(String(64), default="manual")
     trigger_reason: Mapped[str] = mapped_column(Text, default="")
     executor: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer, default=0)
     code_version: Mapped[str] = mapped_column(String(64))
     git_commit: Mapped[str] = mapped_column(String(64), default="")
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -66,6 +69,20 @@ class PipelineRun(Base):
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     steps: Mapped[list[StepRun]] = relationship(back_populates="run", order_by="StepRun.seq")
+
+    @property
+    def shown_status(self) -> str:
+        """The status, where a 'running' run whose process is gone on this host shows 'died'
+        (killed hard, it had no chance to record its end)."""
+        if self.status != "running" or self.executor.rpartition("@")[2] != socket.gethostname():
+            return self.status
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return "died"
+        except PermissionError:
+            pass
+        return self.status
 
     __table_args__ = (
         Index("ix_pipeline_runs_pipeline_started", "pipeline", "started_at"),

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from esteira.errors import ArtifactError
 
@@ -36,7 +37,7 @@ class ArtifactRef:
 
     @property
     def path(self) -> Path:
-        return Path(self.uri.removeprefix("file://"))
+        return Path(unquote(urlparse(self.uri).path))
 
     def exists(self) -> bool:
         return self.path.exists()

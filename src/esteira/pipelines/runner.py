@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
 import socket
 import subprocess
 import time
@@ -96,6 +97,7 @@ class Runner:
             trigger=trigger,
             trigger_reason=trigger_reason,
             executor=executor(),
+            pid=os.getpid(),
             code_version=pipeline.code_version,
             git_commit=git_commit(self.project.root),
             params=_jsonable(params),
@@ -182,12 +184,12 @@ class Runner:
         hit = self.project.metadata.cached_step(key)
         if hit is None:
             return None
-        if not all(Path(io.uri.removeprefix("file://")).exists() for io in hit.outputs()):
+        if not all(_ref(io).exists() for io in hit.outputs()):
             return None
-        lake = self.project.lake
+        current_versions = {t.table: self.project.lake.version(t.table) for t in hit.tables}
         written = {t.table for t in hit.tables if t.mode == "write"}
         for t in hit.tables:
-            current = lake.version(t.table)
+            current = current_versions[t.table]
             if current is None:
                 return None
             if t.mode == "read" and t.table not in written and current != t.version:
@@ -233,15 +235,14 @@ class _RunState:
             raise AssertionError(f"input {name!r} read before it was produced")
         io = self.project.metadata.latest_output(self.pipeline.name, name)
         producer = self.pipeline.producer[name].name
-        if io is None or not Path(io.uri.removeprefix("file://")).exists():
+        if io is None or not _ref(io).exists():
             raise NotFound(
                 f"no completed run of pipeline '{self.pipeline.name}' has produced '{name}' "
                 f"(output of step '{producer}'); run the pipeline first, or up to that step "
                 f"with --only {producer}"
             )
-        ref = ArtifactRef(io.uri, io.hash, io.kind, io.size)
-        self.refs[name] = ref
-        return ref
+        self.refs[name] = _ref(io)
+        return self.refs[name]
 
     def value(self, name: str) -> Any:
         """An input's value: kept in memory since its step ran, or loaded from the store."""
@@ -289,9 +290,7 @@ class _RunState:
             TableAccess(mode=t.mode, table=t.table, version=t.version) for t in hit.tables
         ]
         self.project.metadata.add(step_run)
-        self.refs.update(
-            {o.name: ArtifactRef(o.uri, o.hash, o.kind, o.size) for o in hit.outputs()}
-        )
+        self.refs.update({o.name: _ref(o) for o in hit.outputs()})
         self.tables_read.update({t.table: t.version for t in hit.tables if t.mode == "read"})
         self._cached_metrics.update(hit.metrics)
         self.step_status[step_run.step] = "cached"
@@ -392,6 +391,10 @@ def cache_key(s: Step, params: Mapping[str, Any], inputs: Mapping[str, ArtifactR
         default=repr,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _ref(io: StepIO) -> ArtifactRef:
+    return ArtifactRef(io.uri, io.hash, io.kind, io.size)
 
 
 def _io_records(refs: Mapping[str, ArtifactRef], direction: str) -> list[StepIO]:
