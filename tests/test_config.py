@@ -55,3 +55,15 @@ def test_missing_folder_and_missing_module(tmp_path: Path):
     (tmp_path / "esteira.toml").write_text("[project]\nmodules = ['my_flows']\n")
     with pytest.raises(ConfigError, match="cannot import pipeline module 'my_flows'"):
         load_project(tmp_path)
+
+
+def test_metadata_store_of_another_schema_version_is_refused(tmp_path: Path):
+    from sqlalchemy import update
+
+    from esteira.metadata import MetadataSchemaError, MetadataStore, SchemaInfo
+
+    url = f"sqlite:///{tmp_path / 'esteira.db'}"
+    with MetadataStore(url).session() as s:
+        s.execute(update(SchemaInfo).values(version=99))
+    with pytest.raises(MetadataSchemaError, match="schema version 99"):
+        MetadataStore(url)

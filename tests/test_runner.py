@@ -221,3 +221,26 @@ def test_run_records_lineage(write_project):
     ]
     assert [(o.name, o.kind) for o in scaled.outputs()] == [("scaled", "parquet")]
     assert by_name["total"].mlflow_run_id == result.mlflow_run_id
+
+
+def test_cache_summary_and_prune(write_project):
+    from esteira.pipelines.cache import prune, summary
+
+    root = write_project(PIPELINE)
+    project = load_project(root)
+    for factor in (2.0, 3.0, 4.0):
+        project.run("flow", params={"factor": factor})
+    project.run("flow", params={"factor": 4.0})
+    entries = {e.step: e for e in summary(project)}
+    assert (entries["scaled"].executions, entries["scaled"].reuses) == (3, 1)
+    assert (entries["source"].executions, entries["source"].reuses) == (1, 3)
+    assert entries["scaled"].stored_bytes > 0
+
+    report = prune(project, keep_last=1, older_than_days=0)
+    assert report.removed == 4  # scaled and total of factors 2 and 3
+    assert report.freed_bytes > 0
+    reset_calls(root)
+    assert project.run("flow", params={"factor": 4.0}).step_status["scaled"] == "cached"
+    result = project.run("flow", params={"factor": 2.0})
+    assert sorted(calls(root)) == ["scaled", "total"]  # pruned: a miss, not a wrong answer
+    assert result.output("total") == {"total": 12.0}

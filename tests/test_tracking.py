@@ -63,6 +63,7 @@ def test_mlflow_holds_run_params_metrics_dataset_and_registered_model(write_proj
     assert run.data.metrics["train_accuracy"] > 0.8
     tags = run.data.tags
     assert tags["esteira.pipeline_run_id"] == result.run_id
+    assert tags["esteira.pipeline"] == "flow" and tags["esteira.project"] == "proj"
     assert tags["esteira.data.training.version"] == "0"
 
     (dataset_input,) = run.inputs.dataset_inputs

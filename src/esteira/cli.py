@@ -8,9 +8,15 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from esteira.pipelines.runner import RunResult
+    from esteira.project import Project
 
 app = typer.Typer(
     name="esteira",
@@ -97,6 +103,64 @@ def show(
         console.print(f"[red]{failure_text(record) or record.error}[/]")
 
 
+cache_app = typer.Typer(help="List or prune the step cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("list")
+def cache_list(project: ProjectOption = Path(".")) -> None:
+    """Per step: executions, cache reuses and bytes stored.
+
+    Example: esteira cache list --project examples/flight_delays
+    """
+    from rich.table import Table
+
+    from esteira.pipelines.cache import summary
+    from esteira.project import open_project
+
+    table = Table(title="step cache", title_justify="left")
+    for col in ("pipeline", "step", "executions", "reuses", "stored", "last run (UTC)"):
+        table.add_column(
+            col, justify="right" if col in ("executions", "reuses", "stored") else "left"
+        )
+    for e in summary(open_project(project)):
+        table.add_row(
+            e.pipeline, e.step, str(e.executions), str(e.reuses), _bytes(e.stored_bytes), e.last_run
+        )
+    _console().print(table)
+
+
+@cache_app.command("prune")
+def cache_prune(
+    project: ProjectOption = Path("."),
+    keep_last: Annotated[int, typer.Option(help="Executions kept per step.")] = 3,
+    older_than: Annotated[float, typer.Option(help="Keep anything younger (days).")] = 7.0,
+) -> None:
+    """Delete cached artifacts beyond the newest executions of each step; those become misses.
+
+    Example: esteira cache prune --project examples/flight_delays --keep-last 1 --older-than 0
+    """
+    from esteira.pipelines.cache import prune
+    from esteira.project import open_project
+
+    report = prune(open_project(project), keep_last, older_than)
+    _console().print(
+        f"removed {report.removed} artifacts ({_bytes(report.freed_bytes)}), kept {report.kept}"
+    )
+
+
+def _number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.4g}"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
 @app.command()
 def ui(
     project: ProjectOption = Path("."),
@@ -129,14 +193,22 @@ def demo(
 
     Example: esteira demo --project examples/flight_delays
     """
+    from esteira.project import open_project
+
     run(pipeline, project)
-    console = _console()
-    console.print(
-        "\n[bold]Where to look[/]\n"
-        f"  esteira runs --project {project}        recent runs\n"
-        f"  esteira show RUN --project {project}    one run: steps, cache hits, lineage\n"
-        f"  esteira ui --project {project}          MLflow UI: runs, datasets, registered models\n"
-        f"  esteira run {pipeline} --project {project} --only STEP   rerun one step by hand"
+    latest = open_project(project).metadata.runs(pipeline, limit=1)[0]
+    activate = Path(sys.executable).parent / "activate"
+    _console().print(
+        f"\n[bold]Where to look[/] (first: source {activate})\n"
+        "  # one run: steps, timings, cache hits, artifacts, data versions, metrics\n"
+        f"  esteira show {latest.id[:12]} -p {project}\n"
+        "  # MLflow UI on http://127.0.0.1:5000: params, metrics, datasets, lineage tags,\n"
+        "  # and the registered model\n"
+        f"  esteira ui -p {project}\n"
+        "  # one step by hand, on the latest upstream artifacts\n"
+        f"  esteira run {pipeline} -p {project} --only evaluate\n"
+        "Run the demo again: every step is a cache hit.",
+        highlight=False,
     )
 
 
@@ -149,7 +221,7 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _print_result(console, project, result) -> None:
+def _print_result(console: Console, project: Project, result: RunResult) -> None:
     cached = sum(1 for s in result.step_status.values() if s == "cached")
     console.print(
         f"\n[bold green]{result.pipeline}[/] run [bold]{result.run_id[:12]}[/] "
@@ -157,13 +229,16 @@ def _print_result(console, project, result) -> None:
         f"({len(result.step_status) - cached} ran, {cached} cached)"
     )
     record = project.metadata.run(result.run_id)
-    for s in record.steps:
-        for m in s.models:
-            console.print(
-                f"  registered model [bold]{m.name}[/] version {m.version} ({m.model_uri})"
-            )
+    metrics = {k: v for s in record.steps for k, v in s.metrics.items() if "." not in k}
+    if metrics:
+        shown = "  ".join(f"{k}={_number(v)}" for k, v in list(metrics.items())[:10])
+        console.print(f"  metrics  {shown}", highlight=False)
+    for m in (m for s in record.steps for m in s.models):
+        console.print(f"  model    models:/{m.name}/{m.version} (registered)", highlight=False)
     if result.mlflow_run_id:
-        console.print(f"  MLflow run {result.mlflow_run_id}")
+        console.print(f"  MLflow   run {result.mlflow_run_id}", highlight=False)
+    else:
+        console.print("  MLflow   nothing new to track: every step was a cache hit")
 
 
 def main() -> None:

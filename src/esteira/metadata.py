@@ -36,9 +36,13 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
-from esteira.errors import NotFound
+from esteira.errors import EsteiraError, NotFound
 
 SCHEMA_VERSION = 1
+
+
+class MetadataSchemaError(EsteiraError):
+    """The metadata store was made by another version of esteira."""
 
 
 def utcnow() -> datetime:
@@ -177,8 +181,15 @@ class MetadataStore:
         Base.metadata.create_all(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         with self.session() as s:
-            if s.get(SchemaInfo, SCHEMA_VERSION) is None:
+            found = s.scalars(select(SchemaInfo.version)).all()
+            if not found:
                 s.add(SchemaInfo(version=SCHEMA_VERSION))
+            elif max(found) != SCHEMA_VERSION:
+                raise MetadataSchemaError(
+                    f"the metadata store {url} has schema version {max(found)}, this esteira "
+                    f"uses version {SCHEMA_VERSION}; use the esteira version that made it, "
+                    "or move the store aside to start a new one"
+                )
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -84,6 +84,19 @@ class ArtifactStore:
             _remove(p)
         return len(stale)
 
+    def remove_all_but(self, keep: set[Path]) -> tuple[int, int]:
+        """Delete every stored artifact not in `keep`; returns (count, bytes) removed."""
+        removed = freed = 0
+        if not self.objects.exists():
+            return removed, freed
+        for path in self.objects.iterdir():
+            if path.name.startswith(TEMP_PREFIX) or path in keep:
+                continue
+            freed += _size(path)
+            _remove(path)
+            removed += 1
+        return removed, freed
+
     # writers -------------------------------------------------------------------------
 
     def _write_parquet(self, df: Any, tmp: Path) -> None:
@@ -195,6 +208,11 @@ def _hash_path(path: Path) -> tuple[str, int]:
                 h.update(chunk)
                 size += len(chunk)
     return h.hexdigest(), size
+
+
+def _size(path: Path) -> int:
+    files = path.rglob("*") if path.is_dir() else [path]
+    return sum(p.stat().st_size for p in files if p.is_file())
 
 
 def _publish(tmp: Path, final: Path) -> None:

@@ -10,7 +10,6 @@ does, on the first call that has something to track.
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import os
 import socket
@@ -34,6 +33,8 @@ from esteira.metadata import (
     utcnow,
 )
 from esteira.pipelines.artifacts import ArtifactRef
+from esteira.pipelines.cache import artifact_ref as _ref
+from esteira.pipelines.cache import cache_key, valid_hit
 from esteira.pipelines.context import Context, StepRecord
 from esteira.pipelines.dag import Pipeline
 from esteira.pipelines.step import Step, split_outputs
@@ -149,7 +150,7 @@ class Runner:
             cache_key=key,
             params=_jsonable(params),
         )
-        hit = self._valid_hit(key) if use_cache else None
+        hit = valid_hit(self.project, key) if use_cache else None
         if hit is not None:
             state.reuse(step_run, hit, inputs)
             self.on_event(StepEvent(s.name, "cached", index, total))
@@ -178,25 +179,6 @@ class Runner:
         step_run.status = "completed"
         state.close_step(step_run, ctx.record, inputs, refs, time.perf_counter() - started)
         self.on_event(StepEvent(s.name, "completed", index, total, time.perf_counter() - started))
-
-    def _valid_hit(self, key: str) -> StepRun | None:
-        """The cached execution for `key`, if its artifacts and lake inputs still hold."""
-        hit = self.project.metadata.cached_step(key)
-        if hit is None:
-            return None
-        if not all(_ref(io).exists() for io in hit.outputs()):
-            return None
-        current_versions = {t.table: self.project.lake.version(t.table) for t in hit.tables}
-        written = {t.table for t in hit.tables if t.mode == "write"}
-        for t in hit.tables:
-            current = current_versions[t.table]
-            if current is None:
-                return None
-            if t.mode == "read" and t.table not in written and current != t.version:
-                return None
-            if t.mode == "write" and current < t.version:  # table rebuilt since
-                return None
-        return hit
 
 
 class _RunState:
@@ -351,7 +333,7 @@ class _RunState:
     def lineage_tags(self) -> dict[str, str]:
         tags = {
             "esteira.project": self.project.name,
-            "esteira.pipelines": self.pipeline.name,
+            "esteira.pipeline": self.pipeline.name,
             "esteira.pipeline_run_id": self.record.id,
             "esteira.code_version": self.record.code_version,
             "esteira.git_commit": self.record.git_commit,
@@ -377,24 +359,6 @@ class _RunState:
             ended_at=utcnow(),
             duration_s=duration,
         )
-
-
-def cache_key(s: Step, params: Mapping[str, Any], inputs: Mapping[str, ArtifactRef]) -> str:
-    payload = json.dumps(
-        {
-            "step": s.name,
-            "code": s.code_hash,
-            "params": params,
-            "inputs": {arg: ref.hash for arg, ref in inputs.items()},
-        },
-        sort_keys=True,
-        default=repr,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _ref(io: StepIO) -> ArtifactRef:
-    return ArtifactRef(io.uri, io.hash, io.kind, io.size)
 
 
 def _io_records(refs: Mapping[str, ArtifactRef], direction: str) -> list[StepIO]:
