@@ -116,7 +116,10 @@ class StepRun(Base):
     tables: Mapped[list[TableAccess]] = relationship(order_by="TableAccess.id", cascade="all")
     models: Mapped[list[ModelVersionRecord]] = relationship(cascade="all")
 
-    __table_args__ = (Index("ix_step_runs_cache", "cache_key", "status", "ended_at"),)
+    __table_args__ = (
+        Index("ix_step_runs_cache", "cache_key", "status", "ended_at"),
+        Index("ix_step_runs_step_ended", "step", "ended_at"),
+    )
 
     def outputs(self) -> list[StepIO]:
         return [io for io in self.io if io.direction == "out"]
@@ -138,7 +141,6 @@ class StepIO(Base):
     kind: Mapped[str] = mapped_column(String(16))
     size: Mapped[int] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_step_io_name", "name", "direction"),)
 
 
 class TableAccess(Base):
@@ -248,18 +250,23 @@ class MetadataStore:
                 _ = found.io, found.tables, found.models
             return found
 
-    def latest_output(self, pipeline: str, name: str) -> StepIO | None:
-        """The newest artifact named `name` that a finished step of `pipeline` produced."""
+    def latest_output(self, pipeline: str, step: str, name: str) -> StepIO | None:
+        """The newest artifact `name` that `step` of `pipeline` produced (run or cached).
+
+        Walks the step's runs newest first (index on step, ended_at), so the cost does not
+        grow with history."""
         with self.session() as s:
             return s.scalars(
                 select(StepIO)
-                .join(StepRun, StepIO.step_run_id == StepRun.id)
+                .select_from(StepRun)
                 .join(PipelineRun, StepRun.pipeline_run_id == PipelineRun.id)
+                .join(StepIO, StepIO.step_run_id == StepRun.id)
                 .where(
-                    StepIO.name == name,
-                    StepIO.direction == "out",
+                    StepRun.step == step,
                     StepRun.status.in_(("completed", "cached")),
                     PipelineRun.pipeline == pipeline,
+                    StepIO.name == name,
+                    StepIO.direction == "out",
                 )
                 .order_by(StepRun.ended_at.desc())
                 .limit(1)

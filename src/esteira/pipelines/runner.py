@@ -1,10 +1,7 @@
-"""The local runner: executes a pipeline's steps in order, skipping what is cached.
-
-A step is a cache hit when an earlier execution had the same code, the same parameters and
-inputs of the same content, its artifacts still exist and the lake tables it read are still
-at the versions it read. So a rerun after a failure resumes at the failed step, and editing
-one step reruns that step and what depends on it. Nothing here imports MLflow: the tracker
-does, on the first call that has something to track.
+"""The local runner: executes a pipeline's steps in order, skipping cache hits (see
+`cache`), so a rerun after a failure resumes at the failed step. Every step run is recorded
+in the metadata store as it starts and ends. Nothing here imports MLflow: the tracker does,
+on the first call that has something to track.
 """
 
 from __future__ import annotations
@@ -215,8 +212,8 @@ class _RunState:
             return self.refs[name]
         if not from_history:  # cannot happen: topological order produces inputs first
             raise AssertionError(f"input {name!r} read before it was produced")
-        io = self.project.metadata.latest_output(self.pipeline.name, name)
         producer = self.pipeline.producer[name].name
+        io = self.project.metadata.latest_output(self.pipeline.name, producer, name)
         if io is None or not _ref(io).exists():
             raise NotFound(
                 f"no completed run of pipeline '{self.pipeline.name}' has produced '{name}' "
