@@ -3,10 +3,12 @@ last observed at the scheduled departure (never after it), and the plane's age a
 
 from __future__ import annotations
 
-import duckdb
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from esteira import Context, step
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TARGET = "delayed"
 SEGMENT = "origin"
@@ -51,6 +53,8 @@ ORDER BY d.scheduled_at, d.carrier, d.flight
 
 @step
 def features(ctx: Context, flights: pd.DataFrame) -> pd.DataFrame:
+    import duckdb
+
     weather = ctx.read_table("raw_weather")  # all of it: the last hour before a month matters too
     planes = ctx.read_table("raw_planes")
     with duckdb.connect() as con:

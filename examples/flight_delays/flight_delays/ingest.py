@@ -1,11 +1,17 @@
-"""Land monthly batches in the lake and check that they have the expected schema."""
+"""Land monthly batches in the lake and check that they have the expected schema.
+
+Like every module of this project, it imports pandas, DuckDB and scikit-learn inside the
+steps that use them: a fully cached rerun then pays for none of them.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from esteira import Context, step
-from flight_delays import source
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # What the features need from a flights batch, and the kind of each column.
 FLIGHT_SCHEMA = {
@@ -29,6 +35,7 @@ FLIGHT_SCHEMA = {
 def ingest(ctx: Context, start: str, end: str) -> dict:
     """Write each month of flights and weather as a batch (rewriting it if already there),
     and the plane register as a whole."""
+    from flight_delays import source
     batches = source.months(start, end)
     rows = 0
     for batch in batches:
@@ -60,6 +67,7 @@ def flights(ctx: Context, ingest: dict) -> pd.DataFrame:
 
 
 def _is_kind(column: pd.Series, kind: str) -> bool:
+    import pandas as pd
     checks = {
         "integer": pd.api.types.is_integer_dtype,
         "float": pd.api.types.is_float_dtype,

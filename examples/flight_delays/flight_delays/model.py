@@ -1,20 +1,16 @@
 """Split in time, train a gradient-boosted classifier, evaluate it overall and per airport,
 and register it.
-
-scikit-learn is imported inside the steps that use it: a fully cached rerun then does not
-pay the ~0.7 s of importing it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from esteira import Context, step
 from flight_delays.features import CATEGORICAL, FEATURES, NUMERIC, SEGMENT, TARGET
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sklearn.pipeline import Pipeline
 
 
