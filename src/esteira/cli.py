@@ -103,6 +103,29 @@ def show(
         console.print(f"[red]{failure_text(record) or record.error}[/]")
 
 
+@app.command()
+def alerts(
+    project: ProjectOption = Path("."),
+    kind: Annotated[str | None, typer.Option(help="Only this kind, e.g. data_validation.")] = None,
+    limit: Annotated[int, typer.Option(help="How many alerts to list.")] = 20,
+) -> None:
+    """List recent alerts: quarantined batches, and later failed gates and drift.
+
+    Example: esteira alerts --project examples/flight_delays --kind data_validation
+    """
+    from rich.table import Table
+
+    from esteira.project import open_project
+
+    table = Table(title="alerts", title_justify="left")
+    for col in ("when (UTC)", "kind", "subject", "message", "run"):
+        table.add_column(col, overflow="fold", no_wrap=col == "when (UTC)")
+    for a in open_project(project).metadata.alerts(kind, limit):
+        run = (a.pipeline_run_id or "")[:12]
+        table.add_row(f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.kind, a.subject, a.message, run)
+    _console().print(table)
+
+
 cache_app = typer.Typer(help="List or prune the step cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
@@ -257,7 +280,8 @@ def main() -> None:
         from esteira.errors import StepFailed
 
         err = Console(stderr=True)
-        if isinstance(e, StepFailed):  # the user's code failed: its traceback is the story
+        if isinstance(e, StepFailed) and not isinstance(e.error, EsteiraError):
+            # the user's code failed: its traceback is the story
             err.print("".join(traceback.format_exception(e.error)), style="dim", highlight=False)
         err.print("[bold red]error:[/]", escape(str(e)), highlight=False)
         sys.exit(1)

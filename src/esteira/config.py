@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -54,6 +54,33 @@ class ModelsSection(_Section):
     """Extra types that model serialization (skops) may load, beyond esteira's defaults."""
 
 
+class Thresholds(_Section):
+    """Data validation limits: `[validation]`, and `[validation.columns.NAME]` per column."""
+
+    max_null_rate_increase: float = 0.2
+    max_unseen_category_rate: float = 0.1
+    max_out_of_range_rate: float = 0.5
+    max_mean_shift_std: float = 4.0
+    max_psi: float = 0.25
+    max_js: float = 0.2
+    block_on_drift: bool = False
+    """PSI and Jensen-Shannon over their limits warn; true makes them fail the batch."""
+
+
+class ValidationConfig(Thresholds):
+    extra_columns: Literal["ignore", "warn", "error"] = "warn"
+    ignore_columns: list[str] = Field(default_factory=list)
+    reference_batches: int = Field(default=3, ge=1)
+    """How many accepted batches before a new one form its reference."""
+    columns: dict[str, Thresholds] = Field(default_factory=dict)
+
+    def for_column(self, name: str) -> Thresholds:
+        """The global limits, with what `[validation.columns.NAME]` sets on top."""
+        if name not in self.columns:
+            return self
+        return self.model_copy(update=self.columns[name].model_dump(exclude_unset=True))
+
+
 class PipelineSection(_Section):
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -65,6 +92,7 @@ class Config(_Section):
     lake: LakeSection = Field(default_factory=LakeSection)
     models: ModelsSection = Field(default_factory=ModelsSection)
     pipelines: dict[str, PipelineSection] = Field(default_factory=dict)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
 
 class Settings(BaseModel):
@@ -83,6 +111,7 @@ class Settings(BaseModel):
     mlflow_artifacts_path: Path
     trusted_types: list[str]
     pipeline_params: dict[str, dict[str, Any]]
+    validation: ValidationConfig
 
 
 def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Settings:
@@ -113,6 +142,7 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
         mlflow_artifacts_path=home / "mlartifacts",
         trusted_types=[*DEFAULT_TRUSTED_TYPES, *config.models.trusted_types],
         pipeline_params={name: p.params for name, p in config.pipelines.items()},
+        validation=config.validation,
     )
 
 

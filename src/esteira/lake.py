@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from deltalake import DeltaTable
 
+QUARANTINE_TABLE = "quarantine"
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -100,6 +101,43 @@ class Lake:
         Writing the same batch twice therefore leaves it once: ingestion is idempotent.
         """
         return self._write(table, df, "overwrite", where=where, partition_by=partition_by)
+
+    def quarantine(
+        self, table: str, df: pd.DataFrame, batch: str, reasons: list[str], run_id: str = ""
+    ) -> int:
+        """Keep a rejected batch in the `quarantine` table, one JSON record per row, so that a
+        batch of any schema (renamed or retyped columns included) is kept, never dropped."""
+        import pandas as pd
+
+        kept = pd.DataFrame(
+            {
+                "table": table,
+                "batch": batch,
+                "quarantined_at": pd.Timestamp.now(tz="UTC"),
+                "run_id": run_id,
+                "reasons": "\n".join(reasons),
+                "record": df.to_json(orient="records", lines=True, date_format="iso")
+                .strip()
+                .split("\n")
+                if len(df)
+                else [],
+            }
+        )
+        return self.append(QUARANTINE_TABLE, kept)
+
+    def quarantined(self, table: str, batch: str | None = None) -> pd.DataFrame:
+        """The rows of `table` (and `batch`) held in quarantine, as they arrived."""
+        import io
+
+        import pandas as pd
+
+        if not self.exists(QUARANTINE_TABLE):
+            return pd.DataFrame()
+        filters = [("table", "=", table)] + ([("batch", "=", batch)] if batch else [])
+        held, _ = self.read(QUARANTINE_TABLE, filters=filters)
+        if held.empty:
+            return pd.DataFrame()
+        return pd.read_json(io.StringIO("\n".join(held["record"])), lines=True)
 
     def history(self, table: str) -> list[dict[str, Any]]:
         return self.open(table).history()

