@@ -104,6 +104,95 @@ def show(
 
 
 @app.command()
+def models(
+    name: Annotated[str | None, typer.Argument(help="Model name; all models when omitted.")] = None,
+    project: ProjectOption = Path("."),
+    metric: Annotated[
+        list[str] | None, typer.Option(help="Metrics to show (default: a few common ones).")
+    ] = None,
+) -> None:
+    """List registered models, or the versions of one: aliases, key metrics and lineage.
+
+    Example: esteira models flight_delays --project examples/flight_delays
+    """
+    from rich.table import Table
+
+    from esteira.project import open_project
+    from esteira.registry import Registry
+
+    registry = Registry(open_project(project))
+    if name is None:
+        for model in registry.models() or ["(no registered model yet)"]:
+            _console().print(model)
+        return
+    shown = metric or ["roc_auc", "pr_auc", "log_loss", "accuracy", "rmse"]
+    versions = registry.versions(name)
+    present = [m for m in shown if any(m in v.metrics for v in versions)]
+    table = Table(title=f"model {name}", title_justify="left")
+    for col in ("version", "aliases", "created (UTC)", *present, "pipeline run", "code", "data"):
+        table.add_column(col, overflow="fold")
+    for v in versions:
+        data = ", ".join(
+            f"{k.removeprefix('esteira.data.').removesuffix('.version')}@v{val}"
+            for k, val in sorted(v.tags.items())
+            if k.startswith("esteira.data.")
+        )
+        table.add_row(
+            v.version,
+            ", ".join(v.aliases),
+            f"{v.created_at:%Y-%m-%d %H:%M}",
+            *(_number(v.metrics[m]) if m in v.metrics else "-" for m in present),
+            v.tags.get("esteira.pipeline_run_id", "")[:12],
+            v.tags.get("esteira.code_version", "")[:8],
+            data,
+        )
+    _console().print(table)
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="Version to promote.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the metadata store.")],
+    project: ProjectOption = Path("."),
+    alias: Annotated[str, typer.Option(help="Alias to move.")] = "champion",
+) -> None:
+    """Point the champion (or another alias) at a version, by hand.
+
+    Example: esteira promote flight_delays 3 --reason "passed review" -p examples/flight_delays
+    """
+    from esteira.project import open_project
+    from esteira.registry import Registry
+
+    change = Registry(open_project(project)).promote(name, version, reason, alias)
+    _console().print(
+        f"{name}: {alias} {change.from_version or '(none)'} → {change.to_version} "
+        f"by {change.actor}: {change.reason}"
+    )
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the metadata store.")],
+    project: ProjectOption = Path("."),
+    alias: Annotated[str, typer.Option(help="Alias to move back.")] = "champion",
+) -> None:
+    """Put the champion back on the version it had before the current one.
+
+    Example: esteira rollback flight_delays --reason "AUC fell on JFK" -p examples/flight_delays
+    """
+    from esteira.project import open_project
+    from esteira.registry import Registry
+
+    change = Registry(open_project(project)).rollback(name, reason, alias)
+    _console().print(
+        f"{name}: {alias} {change.from_version} → {change.to_version} "
+        f"by {change.actor}: {change.reason}"
+    )
+
+
+@app.command()
 def alerts(
     project: ProjectOption = Path("."),
     kind: Annotated[str | None, typer.Option(help="Only this kind, e.g. data_validation.")] = None,
@@ -245,6 +334,8 @@ def _interrupt_on_sigterm() -> None:
 
 
 def _print_result(console: Console, project: Project, result: RunResult) -> None:
+    from rich.markup import escape
+
     cached = sum(1 for s in result.step_status.values() if s == "cached")
     console.print(
         f"\n[bold green]{result.pipeline}[/] run [bold]{result.run_id[:12]}[/] "
@@ -258,6 +349,9 @@ def _print_result(console: Console, project: Project, result: RunResult) -> None
         console.print(f"  metrics  {shown}", highlight=False)
     for m in (m for s in record.steps for m in s.models):
         console.print(f"  model    models:/{m.name}/{m.version} (registered)", highlight=False)
+    for d in project.metadata.gate_decisions(pipeline_run_id=result.run_id):
+        style = "green" if d.passed else "yellow"
+        console.print(f"  gates    [{style}]{escape(d.summary)}[/]", highlight=False)
     if result.mlflow_run_id:
         console.print(f"  MLflow   run {result.mlflow_run_id}", highlight=False)
     else:

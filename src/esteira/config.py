@@ -81,6 +81,27 @@ class ValidationConfig(Thresholds):
         return self.model_copy(update=self.columns[name].model_dump(exclude_unset=True))
 
 
+class GatesConfig(_Section):
+    """When a challenger may replace the champion: `[gates]` in esteira.toml."""
+
+    metric: str = "roc_auc"
+    """The metric compared with the champion, on the same, newest test data."""
+    tolerance: float = 0.0
+    """How much worse than the champion the challenger may be on `metric`."""
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    """Absolute limits on the challenger's test metrics: a floor for metrics where greater is
+    better (roc_auc), a ceiling for the others (log_loss)."""
+    segment: str | None = None
+    """A column (e.g. origin airport): no segment may fall behind the champion's by more than
+    `segment_tolerance`."""
+    segment_tolerance: float = 0.02
+    min_segment_rows: int = 200
+    latency_budget_ms: float = 100.0
+    """Median time for the model, loaded in a fresh process from the registry, to predict its
+    input example."""
+    check_compatibility: bool = True
+
+
 class PipelineSection(_Section):
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -93,6 +114,7 @@ class Config(_Section):
     models: ModelsSection = Field(default_factory=ModelsSection)
     pipelines: dict[str, PipelineSection] = Field(default_factory=dict)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
 
 
 class Settings(BaseModel):
@@ -112,6 +134,7 @@ class Settings(BaseModel):
     trusted_types: list[str]
     pipeline_params: dict[str, dict[str, Any]]
     validation: ValidationConfig
+    gates: GatesConfig
 
 
 def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Settings:
@@ -143,6 +166,7 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
         trusted_types=[*DEFAULT_TRUSTED_TYPES, *config.models.trusted_types],
         pipeline_params={name: p.params for name, p in config.pipelines.items()},
         validation=config.validation,
+        gates=config.gates,
     )
 
 

@@ -182,6 +182,41 @@ class Alert(Base):
     step_run_id: Mapped[str | None] = mapped_column(String(32))
 
 
+class AliasChange(Base):
+    """Who moved which registry alias (champion, challenger) of a model, when and why."""
+
+    __tablename__ = "alias_changes"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    model: Mapped[str] = mapped_column(String(200))
+    alias: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # promote | rollback
+    from_version: Mapped[str | None] = mapped_column(String(32))
+    to_version: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    pipeline_run_id: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_alias_changes_model", "model", "alias", "id"),)
+
+
+class GateDecision(Base):
+    """A challenger judged against the gates and the champion, with the figures behind it."""
+
+    __tablename__ = "gate_decisions"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(32))
+    champion_version: Mapped[str | None] = mapped_column(String(32))
+    passed: Mapped[bool]
+    summary: Mapped[str] = mapped_column(Text)
+    checks: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pipeline_run_id: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_gate_decisions_model", "model", "version"),)
+
+
 class SchemaInfo(Base):
     __tablename__ = "esteira_schema"
     version: Mapped[int] = mapped_column(primary_key=True)
@@ -261,6 +296,26 @@ class MetadataStore:
     ) -> None:
         self.add(Alert(kind=kind, subject=subject, message=message, details=details or {},
                        pipeline_run_id=pipeline_run_id, step_run_id=step_run_id))  # fmt: skip
+
+    def alias_history(self, model: str, alias: str) -> Sequence[AliasChange]:
+        """Every change of `alias` on `model`, oldest first."""
+        with self.session() as s:
+            return s.scalars(
+                select(AliasChange)
+                .where(AliasChange.model == model, AliasChange.alias == alias)
+                .order_by(AliasChange.id)
+            ).all()
+
+    def gate_decisions(
+        self, model: str | None = None, pipeline_run_id: str | None = None, limit: int = 20
+    ) -> Sequence[GateDecision]:
+        with self.session() as s:
+            q = select(GateDecision).order_by(GateDecision.id.desc()).limit(limit)
+            if model:
+                q = q.where(GateDecision.model == model)
+            if pipeline_run_id:
+                q = q.where(GateDecision.pipeline_run_id == pipeline_run_id)
+            return s.scalars(q).all()
 
     def alerts(self, kind: str | None = None, limit: int = 20) -> Sequence[Alert]:
         with self.session() as s:

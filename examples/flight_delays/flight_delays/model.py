@@ -112,5 +112,18 @@ def register(
         register_as=model_name,
         predict_fn="predict_proba",
         tags={"roc_auc": f"{evaluation['roc_auc']:.4f}"},
+        alias="challenger",
     )
     return {"name": registered.name, "version": registered.version, "uri": registered.model_uri}
+
+
+@step(outputs="decision")
+def validate_model(ctx: Context, registered: dict, test_set: pd.DataFrame) -> dict:
+    """The challenger replaces the champion only if it passes the gates in esteira.toml:
+    thresholds, not worse than the champion on the same newest flights, no airport left
+    behind, and it loads and predicts in a fresh process within the latency budget."""
+    name, version = registered["name"], registered["version"]
+    decision = ctx.validate_model(name, version, test_set, label=TARGET)
+    if decision.passed:
+        ctx.promote(name, version, reason=decision.summary())
+    return decision.to_dict()

@@ -1,14 +1,15 @@
 """The training pipeline: land the months from `start` to `end`, build features, train on
-the earlier flights, evaluate on the later ones, register."""
+the earlier flights, evaluate on the later ones, register as challenger, and promote to
+champion if the gates let it through."""
 
 from esteira import pipeline
 from flight_delays.features import features
 from flight_delays.ingest import flights, ingest
-from flight_delays.model import evaluate, register, split, train
+from flight_delays.model import evaluate, register, split, train, validate_model
 
 train_pipeline = pipeline(
     "train",
-    [ingest, flights, features, split, train, evaluate, register],
+    [ingest, flights, features, split, train, evaluate, register, validate_model],
     params={"start": "2013-01", "end": "2013-03"},
     description="Predict departures delayed more than 15 minutes at EWR, JFK and LGA.",
 )

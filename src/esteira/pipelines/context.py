@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from esteira.project import Project
     from esteira.tracking import RegisteredModel, Tracker
     from esteira.validation.data import ValidationReport
+    from esteira.validation.model import Decision
     from esteira.validation.profile import Profile
 
 
@@ -98,15 +99,36 @@ class Context:
         register_as: str | None = None,
         predict_fn: str = "predict",
         tags: Mapping[str, str] | None = None,
+        alias: str | None = None,
     ) -> RegisteredModel:
         """Log a model to MLflow with signature and requirements, and register it with tags
-        that link it to this run, its code version and the data versions it came from."""
+        that link it to this run, its code version and the data versions it came from;
+        `alias` (e.g. "challenger") is then pointed at the new version."""
         all_tags = {**self._lineage_tags(), "esteira.step": self.step, **(tags or {})}
         registered = self._tracker.log_model(
             self.mlflow_run_id, model, register_as, input_example, predict_fn, all_tags
         )
         self.record.models.append(registered)
+        if alias and register_as:
+            self.promote(register_as, registered.version, f"registered by run {self.run_id}", alias)
         return registered
+
+    # model validation and promotion ----------------------------------------------------
+
+    def validate_model(self, name: str, version: str, test: pd.DataFrame, label: str) -> Decision:
+        """Judge a registered version against the gates and the champion on `test`
+        (`[gates]` in esteira.toml); the decision and its figures are stored."""
+        from esteira.validation.model import decide
+
+        decision = decide(self.project, name, version, test, label, self.run_id)
+        self.log_metrics({"gates.passed": float(decision.passed)})
+        return decision
+
+    def promote(self, name: str, version: str, reason: str, alias: str = "champion") -> None:
+        """Point `alias` of `name` at `version`, recorded with this run as the actor's context."""
+        from esteira.registry import Registry
+
+        Registry(self.project).promote(name, version, reason, alias, pipeline_run_id=self.run_id)
 
     # lake ----------------------------------------------------------------------------
 

@@ -1,0 +1,188 @@
+"""The model registry: MLflow registered models with `challenger` and `champion` aliases.
+
+MLflow holds the aliases; esteira's metadata store holds every change of them with who,
+when and why, which is what a rollback walks back through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from esteira.errors import EsteiraError, NotFound
+from esteira.metadata import AliasChange
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from esteira.project import Project
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+class PromotionError(EsteiraError):
+    """A promotion or rollback cannot be done as asked."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: str
+    aliases: list[str]
+    created_at: datetime
+    run_id: str
+    source: str
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+class Registry:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    @property
+    def client(self) -> MlflowClient:
+        return self.project.tracker.client
+
+    def models(self) -> list[str]:
+        return sorted(m.name for m in self.client.search_registered_models())
+
+    def versions(self, name: str, with_metrics: bool = True) -> list[VersionInfo]:
+        """Every version of `name`, newest first, with aliases, lineage tags and run metrics."""
+        model = self._require_model(name)
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():  # search results lack aliases
+            aliases.setdefault(str(version), []).append(alias)
+        found = self.client.search_model_versions(f"name = '{_quoted(name)}'")
+        infos = [self._info(v, with_metrics, aliases.get(str(v.version), [])) for v in found]
+        return sorted(infos, key=lambda v: int(v.version), reverse=True)
+
+    def version(self, name: str, version: str, with_metrics: bool = True) -> VersionInfo:
+        self._require_model(name)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.get_model_version(name, str(version))
+        except MlflowException:
+            known = ", ".join(v.version for v in self.versions(name, with_metrics=False))
+            raise NotFound(f"model '{name}' has no version {version} (versions: {known})") from None
+        return self._info(found, with_metrics)
+
+    def by_alias(self, name: str, alias: str = CHAMPION) -> VersionInfo | None:
+        """The version `alias` points at, or None (a model may have no champion yet)."""
+        from mlflow.exceptions import MlflowException
+
+        self._require_model(name)
+        try:
+            return self._info(self.client.get_model_version_by_alias(name, alias), False)
+        except MlflowException:
+            return None
+
+    def promote(
+        self,
+        name: str,
+        version: str,
+        reason: str,
+        alias: str = CHAMPION,
+        actor: str | None = None,
+        pipeline_run_id: str | None = None,
+    ) -> AliasChange:
+        """Point `alias` at `version`, recording who, when and why."""
+        target = self.version(name, version, with_metrics=False)
+        current = self.by_alias(name, alias)
+        if current is not None and current.version == target.version:
+            raise PromotionError(f"version {version} of '{name}' is already {alias}")
+        return self._move(name, alias, "promote", current, target.version, reason, actor,
+                          pipeline_run_id)  # fmt: skip
+
+    def rollback(
+        self, name: str, reason: str, alias: str = CHAMPION, actor: str | None = None
+    ) -> AliasChange:
+        """Point `alias` back at the version it had before the current one."""
+        current = self.by_alias(name, alias)
+        if current is None:
+            raise PromotionError(f"model '{name}' has no {alias} to roll back")
+        stack = _alias_stack(self.project.metadata.alias_history(name, alias))
+        if not stack or stack[-1] != current.version:
+            stack.append(current.version)  # MLflow was changed outside esteira: it is the truth
+        if len(stack) < 2:
+            raise PromotionError(
+                f"{alias} of '{name}' is version {current.version} and has no earlier version "
+                "to go back to; promote one with `esteira promote`"
+            )
+        return self._move(name, alias, "rollback", current, stack[-2], reason, actor, None)
+
+    def history(self, name: str, alias: str = CHAMPION) -> list[AliasChange]:
+        return list(self.project.metadata.alias_history(name, alias))
+
+    def _move(
+        self,
+        name: str,
+        alias: str,
+        action: str,
+        current: VersionInfo | None,
+        version: str,
+        reason: str,
+        actor: str | None,
+        pipeline_run_id: str | None,
+    ) -> AliasChange:
+        from esteira.pipelines.runner import executor
+
+        if not reason.strip():
+            raise PromotionError(f"say why you {action} '{name}' (--reason)")
+        self.client.set_registered_model_alias(name, alias, version)
+        change = AliasChange(
+            model=name,
+            alias=alias,
+            action=action,
+            from_version=current.version if current else None,
+            to_version=version,
+            actor=actor or executor(),
+            reason=reason,
+            pipeline_run_id=pipeline_run_id,
+        )
+        self.project.metadata.add(change)
+        return change
+
+    def _require_model(self, name: str) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_registered_model(name)
+        except MlflowException:
+            known = ", ".join(self.models()) or "none yet"
+            raise NotFound(f"no registered model '{name}' (models: {known})") from None
+
+    def _info(self, v: Any, with_metrics: bool, aliases: list[str] | None = None) -> VersionInfo:
+        metrics = self.client.get_run(v.run_id).data.metrics if with_metrics and v.run_id else {}
+        return VersionInfo(
+            name=v.name,
+            version=str(v.version),
+            aliases=sorted(v.aliases or aliases or []),
+            created_at=datetime.fromtimestamp(v.creation_timestamp / 1000, UTC),
+            run_id=v.run_id or "",
+            source=v.source or "",
+            tags=dict(v.tags or {}),
+            metrics=dict(metrics),
+        )
+
+
+def _alias_stack(changes: list[AliasChange] | Any) -> list[str]:
+    """The versions an alias held, as a stack: promotions push, rollbacks pop."""
+    stack: list[str] = []
+    for c in changes:
+        if c.action == "rollback" and stack:
+            stack.pop()
+        else:
+            stack.append(c.to_version)
+    return stack
+
+
+def _quoted(name: str) -> str:
+    return name.replace("'", "\\'")
