@@ -38,7 +38,7 @@ def test_reference_pipeline_on_one_month(flight_project):
 
     decision = result.output("decision")
     assert decision["passed"], decision  # the first model meets the floors and becomes champion
-    assert client.get_model_version_by_alias("flight_delays", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("flight_delays", "champion").version) == "1"
 
     again = load_project(flight_project).run("train", {"start": "2013-01", "end": "2013-01"})
     assert set(again.step_status.values()) == {"cached"}
