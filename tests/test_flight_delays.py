@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 def test_reference_pipeline_on_one_month(flight_project):
     project = load_project(flight_project)
-    result = project.run("train", {"start": "2013-01", "end": "2013-01"})
+    result = project.run("train", {"end": "2013-01", "months": 1})
     assert result.status == "completed"
 
     features = result.output("features")
@@ -40,7 +40,7 @@ def test_reference_pipeline_on_one_month(flight_project):
     assert decision["passed"], decision  # the first model meets the floors and becomes champion
     assert str(client.get_model_version_by_alias("flight_delays", "champion").version) == "1"
 
-    again = load_project(flight_project).run("train", {"start": "2013-01", "end": "2013-01"})
+    again = load_project(flight_project).run("train", {"end": "2013-01", "months": 1})
     assert set(again.step_status.values()) == {"cached"}
 
 
@@ -50,7 +50,7 @@ def test_weather_is_joined_point_in_time(flight_project):
     import duckdb
 
     project = load_project(flight_project)
-    result = project.run("train", {"start": "2013-02", "end": "2013-02"})
+    result = project.run("train", {"end": "2013-02", "months": 1})
     features = result.output("features").reset_index(names="row")
     con = duckdb.connect()
     con.register("features", features)

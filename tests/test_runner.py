@@ -244,3 +244,12 @@ def test_cache_summary_and_prune(write_project):
     result = project.run("flow", params={"factor": 2.0})
     assert sorted(calls(root)) == ["scaled", "total"]  # pruned: a miss, not a wrong answer
     assert result.output("total") == {"total": 12.0}
+
+
+def test_until_runs_only_what_a_step_needs(write_project):
+    root = write_project(PIPELINE)
+    result = run(root, until="scaled")
+    assert sorted(calls(root)) == ["scaled", "source"]
+    assert set(result.step_status) == {"source", "scaled"}
+    record = load_project(root).metadata.run(result.run_id)
+    assert record.until_step == "scaled"

@@ -47,6 +47,9 @@ def run(
     only: Annotated[
         str | None, typer.Option(help="Run one step by hand, its inputs from the latest run.")
     ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Run only the steps this step needs, and it.")
+    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step anew.")] = False,
 ) -> None:
     """Run a pipeline; unchanged steps are cache hits.
@@ -62,9 +65,16 @@ def run(
     p = load_project(project)
     pipe = p.pipeline(pipeline)
     params = parse_assignments(pipe, param or [])
-    steps = [only] if only else [s.name for s in pipe.steps]
+    if only:
+        steps = [only]
+    elif until:
+        steps = [s.name for s in pipe.up_to(pipe.step(until))]
+    else:
+        steps = [s.name for s in pipe.steps]
     with RunProgress(console, steps) as progress:
-        result = p.run(pipeline, params, only=only, use_cache=not no_cache, on_event=progress)
+        result = p.run(
+            pipeline, params, only=only, use_cache=not no_cache, on_event=progress, until=until
+        )
     _print_result(console, p, result)
 
 

@@ -73,6 +73,12 @@ def runs_table(runs: Sequence[PipelineRun]) -> Table:
     return table
 
 
+def _selection(run: PipelineRun) -> str:
+    if run.only_step:
+        return f"only {run.only_step}"
+    return f"until {run.until_step}" if run.until_step else "all"
+
+
 def run_details(run: PipelineRun) -> Group:
     head = Table.grid(padding=(0, 2))
     for label, value in (

@@ -67,6 +67,7 @@ class PipelineRun(Base):
     git_commit: Mapped[str] = mapped_column(String(64), default="")
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     only_step: Mapped[str | None] = mapped_column(String(200))
+    until_step: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     duration_s: Mapped[float | None] = mapped_column(Float)

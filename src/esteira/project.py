@@ -89,14 +89,18 @@ class Project:
         trigger: str = "manual",
         trigger_reason: str = "",
         on_event: Callable[[StepEvent], None] | None = None,
+        until: str | None = None,
     ) -> RunResult:
-        """Run a pipeline; parameters: code defaults < esteira.toml < `params`."""
+        """Run a pipeline (or `only` one step, or the steps `until` one needs); parameters:
+        code defaults < esteira.toml < `params`."""
         from esteira.pipelines.params import resolve_params
         from esteira.pipelines.runner import Runner
 
         p = self.pipeline(pipeline)
         resolved = resolve_params(p, self.settings.pipeline_params.get(pipeline, {}), params or {})
-        return Runner(self, on_event).run(p, resolved, only, use_cache, trigger, trigger_reason)
+        return Runner(self, on_event).run(
+            p, resolved, only, use_cache, trigger, trigger_reason, until
+        )
 
 
 def load_project(path: str | Path = ".", environ: Mapping[str, str] | None = None) -> Project:

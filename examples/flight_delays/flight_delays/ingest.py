@@ -32,13 +32,13 @@ FLIGHT_SCHEMA = {
 
 
 @step
-def ingest(ctx: Context, start: str, end: str) -> dict:
+def ingest(ctx: Context, end: str, months: int = 3) -> dict:
     """Validate each month of flights and weather against the months before it, then write it
     as a batch (rewriting it if already there); the plane register is replaced whole. A batch
     that fails validation is quarantined and stops the pipeline."""
     from flight_delays import source
 
-    batches = source.months(start, end)
+    batches = source.months_up_to(end, months)
     rows = 0
     for batch in batches:
         flights, weather = source.flights(batch), source.weather(batch)

@@ -1,4 +1,4 @@
-"""The training pipeline: land the months from `start` to `end`, build features, train on
+"""The training pipeline: land the `months` months up to `end`, build features, train on
 the earlier flights, evaluate on the later ones, register as challenger, and promote to
 champion if the gates let it through."""
 
@@ -10,6 +10,6 @@ from flight_delays.model import evaluate, register, split, train, validate_model
 train_pipeline = pipeline(
     "train",
     [ingest, flights, features, split, train, evaluate, register, validate_model],
-    params={"start": "2013-01", "end": "2013-03"},
+    params={"end": "2013-03", "months": 3},
     description="Predict departures delayed more than 15 minutes at EWR, JFK and LGA.",
 )

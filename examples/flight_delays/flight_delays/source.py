@@ -22,9 +22,9 @@ def _data_dir() -> Path:
     return Path(spec.submodule_search_locations[0]) / "data"
 
 
-def months(start: str, end: str) -> list[str]:
-    """Batch labels from `start` to `end` inclusive, e.g. ["2013-01", "2013-02"]."""
-    return [p.strftime("%Y-%m") for p in pd.period_range(start, end, freq="M")]
+def months_up_to(end: str, months: int) -> list[str]:
+    """The labels of `months` monthly batches ending with `end`, e.g. ["2013-02", "2013-03"]."""
+    return [p.strftime("%Y-%m") for p in pd.period_range(end=end, periods=months, freq="M")]
 
 
 def _with_batch(df: pd.DataFrame) -> pd.DataFrame:

@@ -60,6 +60,14 @@ class Pipeline:
                 found.append(s)
         return found
 
+    def up_to(self, step: Step) -> list[Step]:
+        """`step` and every step it depends on, directly or not, in execution order."""
+        needed = {step.name}
+        for s in reversed(self.steps):
+            if s.name in needed:
+                needed |= {u.name for u in self.upstream(s)}
+        return [s for s in self.steps if s.name in needed]
+
     def step(self, name: str) -> Step:
         try:
             return self.by_name[name]

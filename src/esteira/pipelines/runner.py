@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from esteira.errors import NotFound, StepFailed
+from esteira.errors import NotFound, PipelineDefinitionError, StepFailed
 from esteira.metadata import (
     ModelVersionRecord,
     PipelineRun,
@@ -84,8 +84,16 @@ class Runner:
         use_cache: bool = True,
         trigger: str = "manual",
         trigger_reason: str = "",
+        until: str | None = None,
     ) -> RunResult:
-        steps = [pipeline.step(only)] if only else pipeline.steps
+        if only and until:
+            raise PipelineDefinitionError("give --only or --until, not both")
+        if only:
+            steps = [pipeline.step(only)]
+        elif until:
+            steps = pipeline.up_to(pipeline.step(until))
+        else:
+            steps = pipeline.steps
         started = time.perf_counter()
         record = PipelineRun(
             id=uuid.uuid4().hex,
@@ -100,6 +108,7 @@ class Runner:
             git_commit=git_commit(self.project.root),
             params=_jsonable(params),
             only_step=only,
+            until_step=until,
         )
         self.project.metadata.add(record)
         state = _RunState(self.project, pipeline, record, params, steps)
