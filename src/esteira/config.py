@@ -102,6 +102,41 @@ class GatesConfig(_Section):
     check_compatibility: bool = True
 
 
+class TriggersConfig(_Section):
+    """When continuous training retrains: `[ct.triggers]`; a trigger left unset is off."""
+
+    cron: str | None = None
+    """Retrain on a schedule, e.g. "0 3 * * 1" (Mondays 03:00) or "0 0 1 */3 *" (quarterly)."""
+    new_data: bool = False
+    """Retrain whenever `batch_table` has a batch the champion was not trained on."""
+    drift_share: float | None = None
+    """Retrain when at least this share of the model's features drifted in the newest batch."""
+    performance_below: float | None = None
+    """Retrain when the champion's `metric` on the newest labelled batch is worse than this
+    (below it for metrics where greater is better, above it for the others)."""
+
+
+class CTConfig(_Section):
+    """Continuous training of one model: `[ct]` in esteira.toml."""
+
+    model: str = ""
+    pipeline: str = "train"
+    batch_param: str = "end"
+    """The pipeline parameter that names the newest batch to train on."""
+    batch_only_params: dict[str, Any] = Field(default_factory=dict)
+    """Extra parameters that make the pipeline cover only that batch (for monitoring)."""
+    batch_table: str = ""
+    batch_column: str = "batch"
+    data_output: str = "features"
+    """The pipeline output holding the features and the label of the batches it covers."""
+    reference_output: str = "train_set"
+    """The pipeline output the model learned from: the reference for drift."""
+    label: str = "label"
+    metric: str = "roc_auc"
+    interval_s: float = 60.0
+    triggers: TriggersConfig = Field(default_factory=TriggersConfig)
+
+
 class PipelineSection(_Section):
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -115,6 +150,7 @@ class Config(_Section):
     pipelines: dict[str, PipelineSection] = Field(default_factory=dict)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    ct: CTConfig = Field(default_factory=CTConfig)
 
 
 class Settings(BaseModel):
@@ -135,6 +171,7 @@ class Settings(BaseModel):
     pipeline_params: dict[str, dict[str, Any]]
     validation: ValidationConfig
     gates: GatesConfig
+    ct: CTConfig
 
 
 def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Settings:
@@ -167,6 +204,7 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
         pipeline_params={name: p.params for name, p in config.pipelines.items()},
         validation=config.validation,
         gates=config.gates,
+        ct=config.ct,
     )
 
 

@@ -11,6 +11,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from esteira.ct.replay import PolicyResult
     from esteira.metadata import PipelineRun, TableAccess
     from esteira.pipelines.runner import StepEvent
 
@@ -125,6 +126,47 @@ def _tables(accesses: Sequence[TableAccess]) -> str:
     """One line per table and mode, with the last version (a batch load writes many)."""
     last = {(t.mode, t.table): t.version for t in accesses}
     return "\n".join(f"{mode} {table}@v{v}" for (mode, table), v in last.items())
+
+
+def policy_table(result: PolicyResult) -> Table:
+    metric = result.metric
+    table = Table(title=f"policy: {result.policy}", title_justify="left")
+    for col in ("batch", "champion", metric, "drift share", "retrained", "why", "champion after"):
+        table.add_column(col, overflow="fold")
+    for r in result.rows:
+        table.add_row(
+            r.batch,
+            f"v{r.champion}" if r.champion else "-",
+            f"{r.metric:.4f}" if r.metric is not None else "-",
+            f"{r.drift_share:.0%}" if r.drift_share is not None else "-",
+            "yes" if r.retrained else ("quarantined" if r.quarantined else "no"),
+            r.reason or r.quarantined,
+            f"v{r.champion_after}" if r.champion_after else "-",
+        )
+    return table
+
+
+def replay_summary(results: Sequence[PolicyResult]) -> Table:
+    table = Table(title="policies side by side", title_justify="left")
+    table.add_column("batch")
+    for r in results:
+        table.add_column(f"{r.policy} {r.metric}", justify="right")
+    for i, batch in enumerate(row.batch for row in results[0].rows):
+        cells = []
+        for r in results:
+            row = r.rows[i]
+            mark = "*" if row.retrained else ""
+            cells.append(f"{row.metric:.4f}{mark}" if row.metric is not None else "-")
+        table.add_row(batch, *cells)
+    table.add_section()
+    table.add_row("retrains", *(str(r.retrains) for r in results))
+    table.add_row(
+        f"mean {results[0].metric}",
+        *(f"{r.mean_metric:.4f}" if r.mean_metric is not None else "-" for r in results),
+    )
+    table.add_row("time", *(f"{r.seconds:.0f} s" for r in results))
+    table.caption = "* retrained after this batch (the next batch is scored by the new champion)"
+    return table
 
 
 def failure_text(run: PipelineRun) -> str:

@@ -218,6 +218,45 @@ class GateDecision(Base):
     __table_args__ = (Index("ix_gate_decisions_model", "model", "version"),)
 
 
+class MonitoringRecord(Base):
+    """How a model version fared on one batch: drift against its training data, and its
+    metrics where labels are known. Drift and performance triggers read these."""
+
+    __tablename__ = "monitoring"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(32))
+    batch: Mapped[str] = mapped_column(String(200))
+    rows: Mapped[int] = mapped_column(Integer)
+    drift_share: Mapped[float] = mapped_column(Float)
+    drifted: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """column -> {test, value, threshold, drifted}"""
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source: Mapped[str] = mapped_column(String(32), default="monitor")
+
+    __table_args__ = (Index("ix_monitoring_model", "model", "id"),)
+
+
+class CTRun(Base):
+    """A continuous-training run: which trigger fired and why, and what it led to."""
+
+    __tablename__ = "ct_runs"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    model: Mapped[str] = mapped_column(String(200))
+    trigger: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    batch: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # running | completed | failed
+    pipeline_run_id: Mapped[str | None] = mapped_column(String(32))
+    champion_before: Mapped[str | None] = mapped_column(String(32))
+    champion_after: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_ct_runs_model", "model", "id"),)
+
+
 class SchemaInfo(Base):
     __tablename__ = "esteira_schema"
     version: Mapped[int] = mapped_column(primary_key=True)
@@ -317,6 +356,21 @@ class MetadataStore:
             if pipeline_run_id:
                 q = q.where(GateDecision.pipeline_run_id == pipeline_run_id)
             return s.scalars(q).all()
+
+    def latest_monitoring(self, model: str) -> MonitoringRecord | None:
+        with self.session() as s:
+            return s.scalars(
+                select(MonitoringRecord)
+                .where(MonitoringRecord.model == model)
+                .order_by(MonitoringRecord.id.desc())
+                .limit(1)
+            ).first()
+
+    def ct_runs(self, model: str, limit: int = 20) -> Sequence[CTRun]:
+        with self.session() as s:
+            return s.scalars(
+                select(CTRun).where(CTRun.model == model).order_by(CTRun.id.desc()).limit(limit)
+            ).all()
 
     def alerts(self, kind: str | None = None, limit: int = 20) -> Sequence[Alert]:
         with self.session() as s:

@@ -160,14 +160,28 @@ class Tracker:
             )
             if register_as is None:
                 return RegisteredModel("", "", info.model_uri, run_id)
-            version = mlflow.register_model(
-                info.model_uri, register_as, tags={k: str(v) for k, v in (tags or {}).items()}
+            version = _quietly(
+                mlflow.register_model,
+                info.model_uri,
+                register_as,
+                tags={k: str(v) for k, v in (tags or {}).items()},
             )
         except mlflow.exceptions.MlflowException as e:
             raise TrackingError(
                 f"MLflow could not log or register model '{register_as}': {e}"
             ) from e
         return RegisteredModel(register_as, str(version.version), info.model_uri, run_id)
+
+
+def _quietly(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call `fn` without MLflow's "Created version N" prints: esteira reports it itself."""
+    from mlflow.utils.logging_utils import disable_logging, enable_logging
+
+    disable_logging()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        enable_logging()
 
 
 def infer_signature(model: Any, example: pd.DataFrame, predict_fn: str) -> Any:

@@ -199,9 +199,11 @@ def gather(
     champion = Registry(project).by_alias(name, CHAMPION)
     champion_version = champion.version if champion and champion.version != str(version) else None
     names = sorted({config.metric, *config.thresholds})
-    ours = _predict(project, f"models:/{name}/{version}", test)
+    ours = predict_scores(project, f"models:/{name}/{version}", test)
     theirs = (
-        _predict(project, f"models:/{name}/{champion_version}", test) if champion_version else None
+        predict_scores(project, f"models:/{name}/{champion_version}", test)
+        if champion_version
+        else None
     )
     y = test[label].to_numpy()
     evidence = Evidence(
@@ -234,12 +236,17 @@ def _segments(
     return out
 
 
-def _predict(project: Project, uri: str, test: pd.DataFrame) -> np.ndarray:
+def load_for_scoring(project: Project, uri: str) -> tuple[Any, list[str]]:
+    """A registered model as MLflow's pyfunc, and the input columns of its signature."""
     import mlflow.pyfunc
 
     _ = project.tracker.client  # sets MLflow's URIs
     model = mlflow.pyfunc.load_model(uri)
-    columns = model.metadata.get_input_schema().input_names()
+    return model, model.metadata.get_input_schema().input_names()
+
+
+def predict_scores(project: Project, uri: str, test: pd.DataFrame) -> np.ndarray:
+    model, columns = load_for_scoring(project, uri)
     return positive_scores(model.predict(test[columns]))
 
 

@@ -1,0 +1,1 @@
+"""Continuous training: triggers, the controller that acts on them, and policy replay."""

@@ -1,0 +1,132 @@
+"""Triggers: each is a function from the state of a model to "fire, because ..." or None.
+
+State is a plain value, so the same triggers decide in the live controller (wall-clock time,
+the lake as it is) and in a replay (simulated time, batches fed one by one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from esteira.metrics import metric
+
+if TYPE_CHECKING:
+    from esteira.config import TriggersConfig
+    from esteira.metadata import MonitoringRecord
+
+
+@dataclass(frozen=True)
+class Fire:
+    trigger: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CTState:
+    model: str
+    now: datetime
+    champion: str | None
+    last_training_at: datetime | None
+    trained_batch: str | None
+    """The newest batch the champion was trained on."""
+    newest_batch: str | None
+    """The newest batch in the lake."""
+    monitoring: MonitoringRecord | None
+    """The latest monitoring record of the champion."""
+
+
+Trigger = Callable[[CTState], Fire | None]
+
+
+def no_champion(state: CTState) -> Fire | None:
+    if state.champion is None:
+        return Fire("bootstrap", f"'{state.model}' has no champion yet")
+    return None
+
+
+def schedule(cron: str) -> Trigger:
+    from croniter import croniter
+
+    if not croniter.is_valid(cron):
+        from esteira.errors import ConfigError
+
+        raise ConfigError(f"[ct.triggers] cron = {cron!r} is not a valid cron expression")
+
+    def check(state: CTState) -> Fire | None:
+        # A tick at exactly `now` is due: croniter's get_prev is strictly before its start.
+        due = croniter(cron, state.now + timedelta(seconds=1)).get_prev(datetime)
+        if state.last_training_at is None or due > state.last_training_at.replace(tzinfo=None):
+            last = f"{state.last_training_at:%Y-%m-%d %H:%M}" if state.last_training_at else "never"
+            return Fire("schedule", f"'{cron}' was due {due:%Y-%m-%d %H:%M}; last training {last}")
+        return None
+
+    return check
+
+
+def new_data(state: CTState) -> Fire | None:
+    if state.newest_batch and (
+        state.trained_batch is None or state.newest_batch > state.trained_batch
+    ):
+        return Fire(
+            "new_data",
+            f"batch {state.newest_batch} is newer than {state.trained_batch or 'any'} "
+            "the champion was trained on",
+        )
+    return None
+
+
+def drift(share: float) -> Trigger:
+    def check(state: CTState) -> Fire | None:
+        m = state.monitoring
+        if m is None or m.drift_share < share:
+            return None
+        worst = sorted(
+            ((c, d["value"]) for c, d in m.drifted.items() if d["drifted"]),
+            key=lambda cv: -cv[1],
+        )
+        listed = ", ".join(f"{c} {v:.2f}" for c, v in worst[:4])
+        return Fire(
+            "drift",
+            f"{m.drift_share:.0%} of features drifted in batch {m.batch} (limit {share:.0%}): "
+            f"{listed}",
+        )
+
+    return check
+
+
+def performance(name: str, threshold: float) -> Trigger:
+    m = metric(name)
+
+    def check(state: CTState) -> Fire | None:
+        rec = state.monitoring
+        value = rec.metrics.get(name) if rec else None
+        if value is None or m.worse_by(value, threshold) <= 0:
+            return None
+        side = "below" if m.greater_is_better else "above"
+        return Fire(
+            "performance",
+            f"{name} {value:.4f} of v{rec.version} on batch {rec.batch} is {side} {threshold}",
+        )
+
+    return check
+
+
+def from_config(config: TriggersConfig, metric_name: str) -> list[Trigger]:
+    """The triggers `[ct.triggers]` turns on (a model with no champion is always trained)."""
+    triggers: list[Trigger] = [no_champion]
+    if config.cron:
+        triggers.append(schedule(config.cron))
+    if config.new_data:
+        triggers.append(new_data)
+    if config.drift_share is not None:
+        triggers.append(drift(config.drift_share))
+    if config.performance_below is not None:
+        triggers.append(performance(metric_name, config.performance_below))
+    return triggers
+
+
+def evaluate(triggers: list[Trigger], state: CTState) -> list[Fire]:
+    return [fire for t in triggers if (fire := t(state)) is not None]
