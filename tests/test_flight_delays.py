@@ -68,3 +68,29 @@ def test_weather_is_joined_point_in_time(flight_project):
     both = matched.t.notna() & matched.temp.notna()
     assert both.mean() > 0.99
     assert (matched.t[both] == matched.temp[both]).all()
+
+
+def test_replay_scores_each_month_with_a_champion_trained_before_it(flight_project):
+    """Two months, never vs a monthly schedule, on real flights."""
+    from esteira.ct.replay import replay
+    from esteira.registry import Registry
+
+    toml = flight_project / "esteira.toml"
+    toml.write_text(toml.read_text().replace('cron = "0 0 1 */3 *"', 'cron = "0 0 1 * *"'))
+    never, monthly = replay(flight_project, ["2013-04", "2013-05"], ["never", "schedule"])
+
+    assert [r.champion for r in never.rows] == ["1", "1"] and never.retrains == 0
+    assert all(0.6 < r.metric < 0.8 and 0 <= r.drift_share <= 1 for r in never.rows)
+    assert monthly.retrains == 2
+    assert all(r.reason.startswith("schedule: '0 0 1 * *' was due") for r in monthly.rows)
+    assert monthly.rows[0].metric == pytest.approx(never.rows[0].metric)  # same start
+
+    home = flight_project / ".esteira" / "replay" / "schedule"
+    project = load_project(flight_project, environ={"ESTEIRA_HOME": str(home)})
+    registry = Registry(project)
+    for row in monthly.rows:  # no leakage: each month scored by a model trained before it
+        version = registry.version("flight_delays", row.champion, with_metrics=False)
+        trained = project.metadata.run(version.tags["esteira.pipeline_run_id"])
+        assert trained.params["end"] < row.batch
+    records = project.metadata.ct_runs("flight_delays")
+    assert [r.trigger for r in reversed(records)] == ["bootstrap", "schedule", "schedule"]

@@ -11,7 +11,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from esteira.ct.replay import PolicyResult
+    from esteira.ct.replay import BatchRow, PolicyResult
     from esteira.metadata import PipelineRun, TableAccess
     from esteira.pipelines.runner import StepEvent
 
@@ -131,7 +131,7 @@ def _tables(accesses: Sequence[TableAccess]) -> str:
 def policy_table(result: PolicyResult) -> Table:
     metric = result.metric
     table = Table(title=f"policy: {result.policy}", title_justify="left")
-    for col in ("batch", "champion", metric, "drift share", "retrained", "why", "champion after"):
+    for col in ("batch", "champion", metric, "drift share", "action", "why"):
         table.add_column(col, overflow="fold")
     for r in result.rows:
         table.add_row(
@@ -139,11 +139,20 @@ def policy_table(result: PolicyResult) -> Table:
             f"v{r.champion}" if r.champion else "-",
             f"{r.metric:.4f}" if r.metric is not None else "-",
             f"{r.drift_share:.0%}" if r.drift_share is not None else "-",
-            "yes" if r.retrained else ("quarantined" if r.quarantined else "no"),
+            _action(r),
             r.reason or r.quarantined,
-            f"v{r.champion_after}" if r.champion_after else "-",
         )
     return table
+
+
+def _action(row: BatchRow) -> str:
+    if row.quarantined:
+        return "[red]quarantined[/]"
+    if not row.retrained:
+        return "kept"
+    if row.champion_after != row.champion:
+        return f"[green]retrained → v{row.champion_after}[/]"
+    return f"retrained, gates kept v{row.champion}"
 
 
 def replay_summary(results: Sequence[PolicyResult]) -> Table:
