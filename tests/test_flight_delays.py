@@ -44,17 +44,18 @@ def test_reference_pipeline_on_one_month(flight_project):
     assert set(again.step_status.values()) == {"cached"}
 
 
-def test_weather_is_joined_point_in_time(flight_project):
+def test_features_come_point_in_time_from_the_feature_store(flight_project):
     """Each departure gets the last weather observed at its origin at or before the scheduled
-    time, never a later one (ASOF join)."""
+    time, never a later one; the online store agrees with the offline one."""
     import duckdb
+    import pandas as pd
 
     project = load_project(flight_project)
     result = project.run("train", {"end": "2013-02", "months": 1})
     features = result.output("features").reset_index(names="row")
     con = duckdb.connect()
     con.register("features", features)
-    con.register("weather", project.lake.read("raw_weather")[0])
+    con.register("weather", project.lake.read("features_weather_at_origin")[0])
     matched = con.sql(
         """
         SELECT f.row, f.temp, max(w.time_hour) AS observed_at, arg_max(w.temp, w.time_hour) AS t
@@ -68,6 +69,16 @@ def test_weather_is_joined_point_in_time(flight_project):
     both = matched.t.notna() & matched.temp.notna()
     assert both.mean() > 0.99
     assert (matched.t[both] == matched.temp[both]).all()
+
+    # Online: the latest weather per airport, the same an event at that moment gets offline.
+    store = project.features
+    latest = project.lake.read("features_weather_at_origin")[0].time_hour.max()
+    keys = pd.DataFrame({"origin": ["EWR", "JFK", "LGA"]})
+    online = store.online("weather_at_origin", keys, now=latest.to_pydatetime())
+    offline = store.training_set(keys.assign(at=latest), ["weather_at_origin"], at="at")
+    pd.testing.assert_frame_equal(
+        online[["origin", "temp", "visib"]], offline[["origin", "temp", "visib"]]
+    )
 
 
 def test_replay_scores_each_month_with_a_champion_trained_before_it(flight_project):

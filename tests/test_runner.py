@@ -253,3 +253,41 @@ def test_until_runs_only_what_a_step_needs(write_project):
     assert set(result.step_status) == {"source", "scaled"}
     record = load_project(root).metadata.run(result.run_id)
     assert record.until_step == "scaled"
+
+
+HELPERS = """
+from esteira import pipeline, step
+from esteira.features import feature_view
+
+view = feature_view("v", source="t", entities=["k"], features=["f"])
+
+
+def helper(x):
+    return x + 1
+
+
+@step
+def uses(n: int = 1):
+    return {"value": helper(n), "view": view.name}
+
+
+@step
+def other(n: int = 1):
+    return {"value": n}
+
+
+flow = pipeline("flow", [uses, other])
+"""
+
+
+def test_editing_a_helper_or_a_view_reruns_the_steps_that_use_them(write_project):
+    hashes = []
+    for code in (
+        HELPERS,
+        HELPERS.replace("return x + 1", "return x + 2"),
+        HELPERS.replace('features=["f"]', 'features=["f", "g"]'),
+    ):
+        flow = load_project(write_project(code)).pipelines["flow"]
+        hashes.append({s.name: s.code_hash for s in flow.steps})
+    assert hashes[0]["uses"] != hashes[1]["uses"] != hashes[2]["uses"]
+    assert hashes[0]["other"] == hashes[1]["other"] == hashes[2]["other"]

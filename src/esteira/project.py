@@ -13,6 +13,7 @@ from esteira.config import Settings, load_settings
 from esteira.errors import ConfigError, NotFound
 
 if TYPE_CHECKING:
+    from esteira.features import FeatureStore, FeatureView
     from esteira.lake import Lake
     from esteira.metadata import MetadataStore
     from esteira.pipelines.artifacts import ArtifactStore
@@ -26,9 +27,15 @@ DEFAULT_MODULE = "pipelines"
 class Project:
     """Settings, pipelines and the stores of one project; stores open on first use."""
 
-    def __init__(self, settings: Settings, pipelines: Mapping[str, Pipeline]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pipelines: Mapping[str, Pipeline],
+        feature_views: Mapping[str, FeatureView] | None = None,
+    ) -> None:
         self.settings = settings
         self.pipelines = dict(pipelines)
+        self.feature_views = dict(feature_views or {})
 
     @property
     def name(self) -> str:
@@ -53,6 +60,12 @@ class Project:
 
         self.settings.home.mkdir(parents=True, exist_ok=True)
         return MetadataStore(self.settings.metadata_url)
+
+    @cached_property
+    def features(self) -> FeatureStore:
+        from esteira.features import FeatureStore
+
+        return FeatureStore(self.feature_views, self.lake, self.settings.home / "online.db")
 
     @cached_property
     def lake(self) -> Lake:
@@ -106,7 +119,7 @@ class Project:
 def load_project(path: str | Path = ".", environ: Mapping[str, str] | None = None) -> Project:
     """Read a project's settings and import the modules that define its pipelines."""
     settings = load_settings(path, dict(environ) if environ is not None else None)
-    return Project(settings, _import_pipelines(settings))
+    return Project(settings, *_import_definitions(settings))
 
 
 def open_project(path: str | Path = ".") -> Project:
@@ -114,7 +127,9 @@ def open_project(path: str | Path = ".") -> Project:
     return Project(load_settings(path), {})
 
 
-def _import_pipelines(settings: Settings) -> dict[str, Pipeline]:
+def _import_definitions(settings: Settings) -> tuple[dict[str, Pipeline], dict[str, FeatureView]]:
+    """Import the project's modules; collect the pipelines and feature views they define."""
+    from esteira.features import FeatureView
     from esteira.pipelines.dag import Pipeline
 
     modules = settings.modules or [DEFAULT_MODULE]
@@ -123,6 +138,7 @@ def _import_pipelines(settings: Settings) -> dict[str, Pipeline]:
         sys.path.insert(0, root)
     importlib.invalidate_caches()
     found: dict[str, Pipeline] = {}
+    views: dict[str, FeatureView] = {}
     for name in modules:
         _forget(name, settings.root)
         try:
@@ -137,9 +153,11 @@ def _import_pipelines(settings: Settings) -> dict[str, Pipeline]:
         for value in vars(module).values():
             if isinstance(value, Pipeline):
                 found[value.name] = value
+            elif isinstance(value, FeatureView):
+                views[value.name] = value
     if not found:
         raise ConfigError(f"modules {modules} of project {settings.root} define no pipeline")
-    return found
+    return found, views
 
 
 def _forget(module: str, root: Path) -> None:

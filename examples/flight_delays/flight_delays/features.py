@@ -1,11 +1,12 @@
-"""Features of a departure, joined point-in-time in DuckDB: the weather at the origin as
-last observed at the scheduled departure (never after it), and the plane's age and seats."""
+"""Features of a departure: the weather at the origin as last observed at the scheduled
+departure (never after it) and the plane's age and seats, from the feature store."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from esteira import Context, step
+from flight_delays.feature_views import plane, weather_at_origin
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,37 +32,43 @@ NUMERIC = [
 ]
 FEATURES = CATEGORICAL + NUMERIC
 DELAY_MINUTES = 15
-
-_SQL = f"""
-WITH departures AS (
-    SELECT *, time_hour + to_minutes(minute) AS scheduled_at
-    FROM flights
-    WHERE dep_delay IS NOT NULL  -- cancelled flights have no departure to predict
-)
-SELECT
-    d.scheduled_at, d.batch, d.carrier, d.origin, d.dest,
-    d.hour, isodow(d.scheduled_at) AS weekday, d.distance,
-    w.temp, w.dewp, w.humid, w.wind_dir, w.wind_speed, w.wind_gust, w.precip, w.pressure, w.visib,
-    d.year - p.year AS plane_age, p.seats,
-    d.dep_delay > {DELAY_MINUTES} AS {TARGET}
-FROM departures d
-ASOF LEFT JOIN weather w ON d.origin = w.origin AND d.scheduled_at >= w.time_hour
-LEFT JOIN planes p ON d.tailnum = p.tailnum
-ORDER BY d.scheduled_at, d.carrier, d.flight
-"""
+VIEWS = [weather_at_origin, plane]
 
 
 @step
-def features(ctx: Context, flights: pd.DataFrame) -> pd.DataFrame:
-    import duckdb
+def materialize(ctx: Context, ingest: dict) -> dict:
+    """Refresh the feature store (offline and online) from the data just landed."""
+    return {view.name: ctx.features.materialize(view) for view in VIEWS}
 
-    weather = ctx.read_table("raw_weather")  # all of it: the last hour before a month matters too
-    planes = ctx.read_table("raw_planes")
-    with duckdb.connect() as con:
-        for name, df in {"flights": flights, "weather": weather, "planes": planes}.items():
-            con.register(name, df)
-        table = con.sql(_SQL).df()
+
+@step
+def features(ctx: Context, flights: pd.DataFrame, materialize: dict) -> pd.DataFrame:
+    """One row per departure that took place (cancelled flights have none to predict), with
+    the weather at its origin and its plane as the feature store knew them at the
+    scheduled time."""
+    import pandas as pd
+
+    departures = flights[flights["dep_delay"].notna()]
+    scheduled_at = departures["time_hour"] + pd.to_timedelta(departures["minute"], unit="m")
+    events = pd.DataFrame(
+        {
+            "scheduled_at": scheduled_at,
+            "batch": departures["batch"],
+            "carrier": departures["carrier"],
+            "origin": departures["origin"],
+            "dest": departures["dest"],
+            "tailnum": departures["tailnum"],
+            "hour": departures["hour"],
+            "weekday": scheduled_at.dt.dayofweek + 1,
+            "distance": departures["distance"],
+            "year": departures["year"],
+            "flight": departures["flight"],
+            TARGET: (departures["dep_delay"] > DELAY_MINUTES).astype(int),
+        }
+    )
+    table = ctx.features.training_set(events, VIEWS, at="scheduled_at")
+    table["plane_age"] = table["year"] - table["plane_year"]
+    table = table.sort_values(["scheduled_at", "carrier", "flight"], ignore_index=True)
     table[NUMERIC] = table[NUMERIC].astype("float64")  # missing values as NaN, as models expect
-    table[TARGET] = table[TARGET].astype(int)
     ctx.log_metrics({"rows": len(table), "delay_rate": table[TARGET].mean()})
-    return table
+    return table[["scheduled_at", "batch", *FEATURES, TARGET]]

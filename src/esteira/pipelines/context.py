@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+    from esteira.features import FeatureStore
     from esteira.lake import Lake
     from esteira.pipelines.artifacts import ArtifactRef
     from esteira.project import Project
@@ -60,6 +61,20 @@ class Context:
     @property
     def lake(self) -> Lake:
         return self.project.lake
+
+    @property
+    def features(self) -> FeatureStore:
+        """The project's feature store; what it reads and writes is recorded on this step."""
+        from esteira.features import FeatureStore
+
+        store = self.project.features
+        return FeatureStore(
+            store.views,
+            self.lake,
+            store.online_path,
+            read=self.read_table,
+            write=lambda table, df: self.replace_table(table, df),
+        )
 
     @property
     def _tracker(self) -> Tracker:

@@ -66,20 +66,49 @@ class Step:
 
     @cached_property
     def code_hash(self) -> str:
-        """Hash of the step's own source (decorator included) and its version."""
-        try:
-            code = textwrap.dedent(inspect.getsource(self.func))
-        except (OSError, TypeError):  # defined where no source is kept (e.g. exec)
-            co = self.func.__code__
-            code = repr((co.co_code, co.co_consts, co.co_names))
-        return hashlib.sha256(f"{code}\0{self.version}".encode()).hexdigest()[:16]
+        """Hash of the step's source (decorator included), its version, and what it uses
+        from its own module: helper functions (their source, and so on down) and objects
+        that carry a `fingerprint`, such as feature views. Editing a helper or a view thus
+        reruns the steps that use it; code elsewhere needs `version=`."""
+        parts = [self.version]
+        seen: set[int] = set()
+        pending: list[Any] = [self.func]
+        while pending:
+            fn = pending.pop()
+            if id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            parts.append(_source(fn))
+            for name in fn.__code__.co_names:
+                value = fn.__globals__.get(name)
+                values = value if isinstance(value, list | tuple) else [value]
+                parts += [str(v.fingerprint) for v in values if hasattr(v, "fingerprint")]
+                if inspect.isfunction(value) and value.__module__ == self.func.__module__:
+                    pending.append(value)
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"Step({self.name!r}, outputs={list(self.outputs)})"
 
 
+def _source(fn: Callable[..., Any]) -> str:
+    try:
+        return textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):  # defined where no source is kept (e.g. exec)
+        co = fn.__code__
+        return repr((co.co_code, co.co_consts, co.co_names))
+
+
 @overload
 def step(func: Callable[..., Any], /) -> Step: ...
+def _source(fn: Callable[..., Any]) -> str:
+    try:
+        return textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):  # defined where no source is kept (e.g. exec)
+        co = fn.__code__
+        return repr((co.co_code, co.co_consts, co.co_names))
+
+
 @overload
 def step(
     *,

@@ -1,0 +1,172 @@
+"""Feature views: point-in-time training sets, TTL, online store, and their agreement."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from esteira import load_project
+from esteira.features import FeatureError, FeatureStore, feature_view
+from esteira.lake import Lake
+
+T = pd.Timestamp("2013-06-01 12:00:00", tz="UTC")
+
+weather = feature_view(
+    "weather",
+    source="raw_weather",
+    entities=["origin"],
+    timestamp="time_hour",
+    features=["temp"],
+    ttl=timedelta(hours=3),
+)
+plane = feature_view(
+    "plane",
+    source="raw_planes",
+    entities=["tailnum"],
+    features=["seats"],
+    transform=lambda df: df.rename(columns={"n_seats": "seats"}),
+)
+
+
+@pytest.fixture
+def store(tmp_path) -> FeatureStore:
+    lake = Lake(tmp_path / "lake")
+    lake.append(
+        "raw_weather",
+        pd.DataFrame(
+            {
+                "origin": ["EWR", "EWR", "JFK", "LGA"],
+                "time_hour": [
+                    T - pd.Timedelta("1h"),
+                    T + pd.Timedelta("1s"),
+                    T,
+                    T - pd.Timedelta("5h"),
+                ],
+                "temp": [70.0, 99.0, 60.0, 50.0],
+            }
+        ),
+    )
+    lake.append("raw_planes", pd.DataFrame({"tailnum": ["N1", "N2"], "n_seats": [150, 200]}))
+    s = FeatureStore({"weather": weather, "plane": plane}, lake, tmp_path / "online.db")
+    s.materialize("weather")
+    s.materialize("plane")
+    return s
+
+
+def events() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "origin": ["EWR", "JFK", "LGA", "SFO"],
+            "tailnum": ["N1", "N2", "N9", "N1"],
+            "scheduled_at": [T] * 4,
+            "delayed": [1, 0, 0, 1],
+        }
+    )
+
+
+def test_point_in_time_join_never_uses_a_later_value(store):
+    got = store.training_set(events(), ["weather", "plane"], at="scheduled_at")
+    assert list(got.columns) == ["origin", "tailnum", "scheduled_at", "delayed", "temp", "seats"]
+    # EWR: the row stamped one second after the event (99) is not used; the one before is.
+    assert got.temp.tolist()[:2] == [70.0, 60.0]
+    assert pd.isna(got.temp[2])  # LGA: the last value is 5 h old, over the 3 h TTL
+    assert pd.isna(got.temp[3])  # SFO: never observed
+    assert got.seats.tolist()[:2] == [150, 200] and pd.isna(got.seats[2])
+
+
+def test_online_store_serves_the_latest_values_and_agrees_with_offline(store):
+    now = datetime(2013, 6, 1, 13, 0, tzinfo=UTC)
+    keys = pd.DataFrame({"origin": ["JFK", "EWR", "SFO"]})
+    online = store.online("weather", keys, now=now)
+    assert online.origin.tolist() == ["JFK", "EWR", "SFO"]
+    assert online.temp.tolist()[:2] == [60.0, 99.0] and pd.isna(online.temp[2])
+    # The same entity and time offline: an event at `now` sees the same values.
+    offline = store.training_set(keys.assign(at=pd.Timestamp(now)), ["weather"], at="at")
+    pd.testing.assert_series_equal(offline.temp, online.temp, check_names=False)
+    later = store.online("weather", keys, now=now + timedelta(hours=4))
+    assert later.temp.isna().all()  # past the TTL online too
+
+
+def test_definition_errors_are_clear(store, tmp_path):
+    broken = feature_view("broken", source="raw_planes", entities=["tailnum"], features=["wings"])
+    store.views["broken"] = broken
+    with pytest.raises(FeatureError, match=r"source 'raw_planes' .* has no column 'wings'"):
+        store.materialize("broken")
+    with pytest.raises(FeatureError, match="needs at= "):
+        store.training_set(events(), ["weather"])
+    with pytest.raises(FeatureError, match="already have columns \\['temp'\\]"):
+        store.training_set(events().assign(temp=1.0), ["weather"], at="scheduled_at")
+    with pytest.raises(FeatureError, match="is not in the online store"):
+        store.online("broken", pd.DataFrame({"tailnum": ["N1"]}))
+    with pytest.raises(FeatureError, match="lower-case"):
+        feature_view("Bad Name", source="x", entities=["k"], features=["f"])
+
+
+VIEWS = """
+from datetime import timedelta
+
+import pandas as pd
+
+from esteira import pipeline, step
+from esteira.features import feature_view
+
+temps = feature_view("temps", source="readings", entities=["site"], timestamp="at",
+                     features=["temp"], ttl=timedelta(hours=1), description="hourly readings")
+
+
+@step
+def materialize(ctx):
+    return ctx.features.materialize("temps")
+
+
+@step
+def training(ctx, materialize):
+    events = pd.DataFrame({"site": ["a"], "when": [pd.Timestamp("2024-01-01 10:30", tz="UTC")]})
+    return ctx.features.training_set(events, ["temps"], at="when")
+
+
+flow = pipeline("flow", [materialize, training])
+"""
+
+
+def test_views_are_found_in_project_modules_and_reads_are_lineage(write_project):
+    project = load_project(write_project(VIEWS))
+    assert list(project.feature_views) == ["temps"]
+    project.lake.append(
+        "readings",
+        pd.DataFrame(
+            {"site": ["a"], "at": [pd.Timestamp("2024-01-01 10:00", tz="UTC")], "temp": [3.5]}
+        ),
+    )
+    result = project.run("flow")
+    assert result.output("training").temp.tolist() == [3.5]
+    record = project.metadata.run(result.run_id)
+    tables = {(s.step, t.mode, t.table) for s in record.steps for t in s.tables}
+    assert ("materialize", "read", "readings") in tables
+    assert ("materialize", "write", "features_temps") in tables
+    assert ("training", "read", "features_temps") in tables
+
+
+def test_features_cli_lists_and_shows_views(write_project):
+    from test_cli import esteira
+
+    root = write_project(VIEWS)
+    project = load_project(root)
+    project.lake.append(
+        "readings",
+        pd.DataFrame(
+            {"site": ["a"], "at": [pd.Timestamp("2024-01-01 10:00", tz="UTC")], "temp": [3.5]}
+        ),
+    )
+    listed = esteira("features", "list", "-p", str(root))
+    assert (
+        listed.returncode == 0 and "temps" in listed.stdout and "not materialized" in listed.stdout
+    )
+    project.run("flow")
+    shown = esteira("features", "show", "temps", "-p", str(root))
+    assert shown.returncode == 0, shown.stderr
+    assert "hourly readings" in shown.stdout and "v0, 1 rows" in shown.stdout
+    missing = esteira("features", "show", "nope", "-p", str(root))
+    assert missing.returncode == 1 and "no feature view 'nope' (views: temps)" in missing.stderr
