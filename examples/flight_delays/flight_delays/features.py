@@ -14,22 +14,7 @@ if TYPE_CHECKING:
 TARGET = "delayed"
 SEGMENT = "origin"
 CATEGORICAL = ["carrier", "origin", "dest"]
-NUMERIC = [
-    "hour",
-    "weekday",
-    "distance",
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-    "plane_age",
-    "seats",
-]
+NUMERIC = ["hour", "weekday", "distance", *weather_at_origin.features, "plane_age", "seats"]
 FEATURES = CATEGORICAL + NUMERIC
 DELAY_MINUTES = 15
 VIEWS = [weather_at_origin, plane]

@@ -1,0 +1,43 @@
+"""What the command modules share: the --project option, the console, number formats."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+ProjectOption = Annotated[
+    Path, typer.Option("--project", "-p", help="Project folder (holds esteira.toml).")
+]
+
+
+def new_console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+def number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.4g}"
+
+
+def size(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM stops a run like Ctrl+C: the run and its step are recorded as interrupted."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)

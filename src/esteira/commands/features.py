@@ -1,0 +1,73 @@
+"""`esteira features`: discover the project's feature views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from esteira.commands.common import ProjectOption, new_console
+
+app = typer.Typer(help="Discover the project's feature views.", no_args_is_help=True)
+
+
+@app.command("list")
+def features_list(project: ProjectOption = Path(".")) -> None:
+    """List the feature views: source, entities, features, TTL, offline table version.
+
+    Example: esteira features list --project examples/flight_delays
+    """
+    from rich.table import Table
+
+    from esteira.project import load_project
+
+    p = load_project(project)
+    table = Table(title="feature views", title_justify="left")
+    for col in ("view", "source", "entities", "timestamp", "features", "ttl", "offline"):
+        table.add_column(col, overflow="fold", no_wrap=col != "features")
+    for v in sorted(p.feature_views.values(), key=lambda v: v.name):
+        version = p.lake.version(v.offline_table)
+        table.add_row(
+            v.name,
+            v.source,
+            ", ".join(v.entities),
+            v.timestamp or "(static)",
+            ", ".join(v.features),
+            str(v.ttl or "-"),
+            f"v{version}" if version is not None else "not materialized",
+        )
+    new_console().print(table)
+
+
+@app.command("show")
+def features_show(
+    view: Annotated[str, typer.Argument(help="Feature view name.")],
+    project: ProjectOption = Path("."),
+) -> None:
+    """Show one feature view: its definition, and its offline table's size and history.
+
+    Example: esteira features show weather_at_origin --project examples/flight_delays
+    """
+    from esteira.project import load_project
+
+    p = load_project(project)
+    v = p.features.view(view)
+    console = new_console()
+    console.print(f"[bold]{v.name}[/]  {v.description}", highlight=False)
+    for label, value in (
+        ("source", v.source),
+        ("entities", ", ".join(v.entities)),
+        ("timestamp", v.timestamp or "(static: joined on the keys alone)"),
+        ("features", ", ".join(v.features)),
+        ("ttl", str(v.ttl or "none")),
+        ("transform", "yes" if v.transform else "none"),
+        ("offline table", v.offline_table),
+    ):
+        console.print(f"  {label:<14}{value}", highlight=False)
+    if p.lake.exists(v.offline_table):
+        rows, version = p.lake.read(v.offline_table)
+        console.print(f"  {'materialized':<14}v{version}, {len(rows)} rows", highlight=False)
+        console.print(rows.describe(include="all").T.to_string(max_cols=8), highlight=False)
+    else:
+        console.print(f"  {'materialized':<14}not yet: run the pipeline that materializes it")
