@@ -149,10 +149,10 @@ class FeatureStore:
             staging = f"{view.name}__staging"
             con.execute(f'DROP TABLE IF EXISTS "{staging}"')
             latest.to_sql(staging, con, index=False)
-            keys = ", ".join(f'"{e}"' for e in view.entities)
-            con.execute(f'CREATE UNIQUE INDEX "{staging}_keys" ON "{staging}" ({keys})')
-            con.execute(f'DROP TABLE IF EXISTS "{view.name}"')
+            con.execute(f'DROP TABLE IF EXISTS "{view.name}"')  # its index goes with it
             con.execute(f'ALTER TABLE "{staging}" RENAME TO "{view.name}"')
+            keys = ", ".join(f'"{e}"' for e in view.entities)
+            con.execute(f'CREATE UNIQUE INDEX "{view.name}_keys" ON "{view.name}" ({keys})')
 
     # reading -------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from esteira.ct.triggers import Fire, Trigger, drift, evaluate, performance, schedule
 from esteira.errors import ConfigError, StepFailed
+from esteira.validation.data import DataValidationError
 
 if TYPE_CHECKING:
     from esteira.config import TriggersConfig
@@ -129,6 +130,8 @@ def _replay_policy(
                 trigger_reason=f"prepare batch {batch}",
             )
         except StepFailed as e:
+            if not isinstance(e.error, DataValidationError):
+                raise  # a broken pipeline is not a bad batch
             row.quarantined = str(e.error).splitlines()[0]
             result.rows.append(row)
             on_row(policy, row)
