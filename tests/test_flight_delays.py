@@ -105,3 +105,30 @@ def test_replay_scores_each_month_with_a_champion_trained_before_it(flight_proje
         assert trained.params["end"] < row.batch
     records = project.metadata.ct_runs("flight_delays")
     assert [r.trigger for r in reversed(records)] == ["bootstrap", "schedule", "schedule"]
+
+
+def test_a_corrupted_month_is_quarantined_and_the_champion_stays(flight_project):
+    """April arrives with a renamed column: it is kept in quarantine, nothing is trained on
+    it, and the champion trained on January to March stays."""
+    from esteira.registry import Registry
+
+    project = load_project(flight_project)
+    project.run("train")
+    source = flight_project / "flight_delays" / "source.py"
+    source.write_text(
+        source.read_text()
+        + "\n\n_clean_flights = flights\n\n\n"
+        + "def flights(batch):\n"
+        + "    df = _clean_flights(batch)\n"
+        + '    return df.rename(columns={"dest": "destination"}) if batch == "2013-04" else df\n'
+    )
+    project = load_project(flight_project)
+    with pytest.raises(Exception, match="batch 2013-04 of raw_flights failed data validation"):
+        project.run("train", {"end": "2013-04"})
+    held = project.lake.quarantined("raw_flights", "2013-04")
+    assert len(held) > 25_000 and "destination" in held.columns
+    assert "2013-04" not in set(project.lake.read("raw_flights", columns=["batch"])[0].batch)
+    registry = Registry(project)
+    assert registry.by_alias("flight_delays", "champion").version == "1"
+    assert [v.version for v in registry.versions("flight_delays", with_metrics=False)] == ["1"]
+    assert project.metadata.alerts("data_validation")[0].subject == "raw_flights/2013-04"
