@@ -106,6 +106,41 @@ def show(
 
 
 @app.command()
+def serve(
+    project: ProjectOption = Path("."),
+    model: Annotated[
+        str | None, typer.Option(help="Registered model (default: [ct] model).")
+    ] = None,
+    alias: Annotated[str, typer.Option(help="Alias to serve and follow.")] = "champion",
+    shadow: Annotated[
+        str | None, typer.Option(help="Also score with this alias (e.g. challenger); logged only.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    watch: Annotated[float, typer.Option(help="Seconds between registry checks.")] = 5.0,
+    max_rows: Annotated[int, typer.Option(help="Most rows per request.")] = 10_000,
+) -> None:
+    """Serve a registered model over HTTP, following its alias without restarts.
+
+    Example: esteira serve --project examples/flight_delays --model flight_delays --port 8080
+    """
+    import uvicorn
+
+    from esteira.config import load_settings
+    from esteira.project import open_project
+    from esteira.serving.app import ServeConfig, create_app
+
+    name = model or load_settings(project).ct.model
+    if not name:
+        raise typer.BadParameter("give --model (or set [ct] model in esteira.toml)")
+    console = new_console()
+    config = ServeConfig(name, alias, shadow, max_rows, watch)
+    app = create_app(open_project(project), config, log=lambda m: console.print(m, highlight=False))
+    console.print(f"serving {name}@{alias} on http://{host}:{port} (Ctrl+C or SIGTERM stops it)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
 def ui(
     project: ProjectOption = Path("."),
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,

@@ -1,0 +1,1 @@
+"""The prediction service: FastAPI on uvicorn, hot swap, request validation, prediction log."""

@@ -1,0 +1,186 @@
+"""The prediction service.
+
+    POST /predict        {"records": [{...}, ...]} -> predictions, with the model version
+    GET  /health         the process is up
+    GET  /ready          a model is loaded (503 with the reason until then)
+    GET  /model          name, version, alias, signature, loaded at
+    GET  /metrics        Prometheus text: requests, errors, latency, predictions, version
+    POST /admin/reload   check the registry now (Authorization: Bearer $ESTEIRA_ADMIN_TOKEN)
+
+The service starts even before its alias points at a version, reports not-ready, and
+becomes ready when a champion appears; it follows the alias from then on (hot swap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.background import BackgroundTask
+
+from esteira.serving.loaded import LoadedModel, ModelSlot
+from esteira.serving.predlog import Logged, PredictionLog, now
+from esteira.serving.requests import BadRequest, parse, to_frame
+
+if TYPE_CHECKING:
+    from esteira.project import Project
+
+ADMIN_TOKEN_ENV = "ESTEIRA_ADMIN_TOKEN"
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model: str
+    alias: str = "champion"
+    shadow_alias: str | None = None
+    """Also score every request with this alias (e.g. challenger); logged, never returned."""
+    max_rows: int = 10_000
+    watch_s: float = 5.0
+    log_predictions: bool = True
+    flush_s: float = 1.0
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("esteira_requests", "Prediction requests by status code",
+                                ["status"], registry=self.registry)  # fmt: skip
+        self.predictions = Counter("esteira_predictions", "Rows predicted", registry=self.registry)
+        self.latency = Histogram("esteira_predict_latency_seconds", "Time to answer /predict",
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
+        self.version = Gauge("esteira_model_version", "Version being served", ["model", "alias"],
+                             registry=self.registry)  # fmt: skip
+
+    def text(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastAPI:
+    """Build the service; raises NotFound when the model name is not registered at all."""
+    from esteira.registry import Registry
+
+    Registry(project)._require_model(config.model)  # a typo fails at start, not per request
+    slot = ModelSlot(project, config.model, config.alias, log)
+    shadow = (
+        ModelSlot(project, config.model, config.shadow_alias, log) if config.shadow_alias else None
+    )
+    predictions = PredictionLog(project.lake, f"predictions_{config.model}", config.model,
+                                flush_s=config.flush_s, log=log)  # fmt: skip
+    metrics = _Metrics()
+    stop = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for s in (slot, shadow):
+            if s is not None:
+                await asyncio.to_thread(s.refresh)
+                s.watch(stop, config.watch_s)
+        if config.log_predictions:
+            predictions.start()
+        yield
+        stop.set()
+        if config.log_predictions:
+            predictions.close()  # nothing served is lost on a clean shutdown
+            log(f"prediction log: {predictions.written} rows in {predictions.table}")
+
+    app = FastAPI(title=f"esteira: {config.model}", lifespan=lifespan)
+    app.state.slot, app.state.predictions = slot, predictions
+
+    @app.post("/predict")
+    async def predict(request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        model = slot.current  # this request keeps this model, whatever a swap does meanwhile
+        if model is None:
+            return _answer(
+                metrics, started, 503, {"error": "no model loaded", "reason": slot.error}
+            )
+        try:
+            rows = parse(await request.body(), model.columns, config.max_rows)
+        except BadRequest as bad:
+            return _answer(metrics, started, bad.status, bad.body())
+        frame = to_frame(rows, model.columns)
+        values = model.predict(frame)
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        latency_ms = (time.perf_counter() - started) * 1000
+        if config.log_predictions:
+            predictions.add(Logged(request_id, now(), model.version, latency_ms, rows, values))
+        metrics.predictions.inc(len(values))
+        metrics.version.labels(config.model, config.alias).set(float(model.version))
+        body = {"request_id": request_id, "model": model.name, "version": model.version,
+                "predictions": values}  # fmt: skip
+        response = _answer(metrics, started, 200, body, {"x-model-version": model.version})
+        if shadow is not None and shadow.current is not None and config.log_predictions:
+            # After the response is sent: the shadow never slows or changes an answer.
+            response.background = BackgroundTask(_shadow, shadow.current, frame, rows, request_id)
+        return response
+
+    def _shadow(challenger: LoadedModel, frame: Any, rows: list[Any], request_id: str) -> None:
+        started = time.perf_counter()
+        values = challenger.predict(frame)
+        latency_ms = (time.perf_counter() - started) * 1000
+        predictions.add(Logged(request_id, now(), challenger.version, latency_ms, rows, values,
+                               shadow=True))  # fmt: skip
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        model = slot.current
+        if model is None:
+            return JSONResponse({"ready": False, "reason": slot.error}, status_code=503)
+        return JSONResponse({"ready": True, "version": model.version, "last_error": slot.error})
+
+    @app.get("/model")
+    async def model_info() -> JSONResponse:
+        model = slot.current
+        if model is None:
+            return JSONResponse({"error": "no model loaded", "reason": slot.error}, status_code=503)
+        return JSONResponse(model.describe())
+
+    @app.get("/metrics")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.text(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/admin/reload")
+    async def reload(request: Request) -> JSONResponse:
+        token = os.environ.get(ADMIN_TOKEN_ENV)
+        if not token:
+            return JSONResponse({"error": f"admin is off: set {ADMIN_TOKEN_ENV} to enable it"},
+                                status_code=403)  # fmt: skip
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
+        swapped = await asyncio.to_thread(slot.refresh)
+        current = slot.current.version if slot.current else None
+        return JSONResponse({"swapped": swapped, "version": current, "error": slot.error})
+
+    return app
+
+
+def _answer(
+    metrics: _Metrics,
+    started: float,
+    status: int,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    metrics.requests.labels(str(status)).inc()
+    metrics.latency.observe(time.perf_counter() - started)
+    return JSONResponse(body, status_code=status, headers=headers)
