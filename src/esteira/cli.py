@@ -119,12 +119,14 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
     watch: Annotated[float, typer.Option(help="Seconds between registry checks.")] = 5.0,
     max_rows: Annotated[int, typer.Option(help="Most rows per request.")] = 10_000,
+    threads: Annotated[int, typer.Option(help="Threads one prediction may use (OpenMP/BLAS).")] = 1,
 ) -> None:
     """Serve a registered model over HTTP, following its alias without restarts.
 
     Example: esteira serve --project examples/flight_delays --model flight_delays --port 8080
     """
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
     from esteira.config import load_settings
     from esteira.project import open_project
@@ -136,6 +138,8 @@ def serve(
     console = new_console()
     config = ServeConfig(name, alias, shadow, max_rows, watch)
     app = create_app(open_project(project), config, log=lambda m: console.print(m, highlight=False))
+    # Small requests gain nothing from threads; the cores serve concurrent requests instead.
+    threadpool_limits(limits=threads)
     console.print(f"serving {name}@{alias} on http://{host}:{port} (Ctrl+C or SIGTERM stops it)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

@@ -28,9 +28,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.background import BackgroundTask
 
+from esteira.serving.batching import Batcher
 from esteira.serving.loaded import LoadedModel, ModelSlot
 from esteira.serving.predlog import Logged, PredictionLog, now
-from esteira.serving.requests import BadRequest, parse, to_frame
+from esteira.serving.requests import BadRequest, parse
 
 if TYPE_CHECKING:
     from esteira.project import Project
@@ -82,6 +83,7 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
     predictions = PredictionLog(project.lake, f"predictions_{config.model}", config.model,
                                 flush_s=config.flush_s, log=log)  # fmt: skip
     metrics = _Metrics()
+    batcher = Batcher()
     stop = threading.Event()
 
     @asynccontextmanager
@@ -92,7 +94,9 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
                 s.watch(stop, config.watch_s)
         if config.log_predictions:
             predictions.start()
+        batcher.start()
         yield
+        await batcher.stop()
         stop.set()
         if config.log_predictions:
             predictions.close()  # nothing served is lost on a clean shutdown
@@ -113,8 +117,7 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
             rows = parse(await request.body(), model.columns, config.max_rows)
         except BadRequest as bad:
             return _answer(metrics, started, bad.status, bad.body())
-        frame = to_frame(rows, model.columns)
-        values = model.predict(frame)
+        values = await batcher.predict(model, rows)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         latency_ms = (time.perf_counter() - started) * 1000
         if config.log_predictions:
@@ -126,12 +129,12 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
         response = _answer(metrics, started, 200, body, {"x-model-version": model.version})
         if shadow is not None and shadow.current is not None and config.log_predictions:
             # After the response is sent: the shadow never slows or changes an answer.
-            response.background = BackgroundTask(_shadow, shadow.current, frame, rows, request_id)
+            response.background = BackgroundTask(_shadow, shadow.current, rows, request_id)
         return response
 
-    def _shadow(challenger: LoadedModel, frame: Any, rows: list[Any], request_id: str) -> None:
+    def _shadow(challenger: LoadedModel, rows: list[Any], request_id: str) -> None:
         started = time.perf_counter()
-        values = challenger.predict(frame)
+        values = challenger.predict_rows(rows)
         latency_ms = (time.perf_counter() - started) * 1000
         predictions.add(Logged(request_id, now(), challenger.version, latency_ms, rows, values,
                                shadow=True))  # fmt: skip

@@ -47,6 +47,11 @@ class LoadedModel:
             values = values[:, 1]
         return values.tolist()
 
+    def predict_rows(self, rows: list[dict[str, Any]]) -> list[Any]:
+        from esteira.serving.requests import to_frame
+
+        return self.predict(to_frame(rows, self.columns))
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,

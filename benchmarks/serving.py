@@ -1,0 +1,221 @@
+"""`esteira serve` vs `mlflow models serve`, side by side: same registered model (the
+flight-delay champion), same machine, same client, loopback only, bounded request counts.
+
+    python benchmarks/serving.py [--requests 400] [--concurrent-requests 1600]
+
+Prints time to ready, single-row latency p50/p99 (sequential), requests/s and p99 with 8
+concurrent clients, 1,000-row batch latency, the in-process predict floor, and the ratios
+against the targets. The machine is shared and noisy: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "flight_delays"
+CLIENTS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def start(command: list[str], url: str, env: dict[str, str]) -> tuple[subprocess.Popen, float]:
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return proc, time.perf_counter() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{command} was not ready in 180 s")
+
+
+class Client:
+    """A keep-alive HTTP/1.1 client from the standard library: ~0.1 ms of its own per
+    request, so the figures are the servers'. Both servers get the same one."""
+
+    def __init__(self, url: str, body: dict) -> None:
+        parts = urlsplit(url)
+        self.path = parts.path
+        self.body = json.dumps(body).encode()
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+
+    def post(self) -> None:
+        self.connection.request("POST", self.path, self.body, {"Content-Type": "application/json"})
+        response = self.connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def sequential(url: str, body: dict, n: int) -> list[float]:
+    client, times = Client(url, body), []
+    for _ in range(n):
+        t = time.perf_counter()
+        client.post()
+        times.append(time.perf_counter() - t)
+    client.close()
+    return times
+
+
+def concurrent(url: str, body: dict, total: int) -> tuple[float, list[float]]:
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def client_loop(count: int) -> None:
+        client, mine = Client(url, body), []
+        for _ in range(count):
+            t = time.perf_counter()
+            client.post()
+            mine.append(time.perf_counter() - t)
+        client.close()
+        with lock:
+            times.extend(mine)
+
+    threads = [
+        threading.Thread(target=client_loop, args=(total // CLIENTS,)) for _ in range(CLIENTS)
+    ]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(times) / (time.perf_counter() - started), times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrent-requests", type=int, default=1600)
+    parser.add_argument("--batches", type=int, default=20)
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ESTEIRA_"))}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "flight_delays"
+        shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".esteira", "__pycache__"))
+        print("training the champion (flight_delays, 2013-01..2013-03) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "esteira.cli", "run", "train", "-p", str(root)],
+                       check=True, env=env, capture_output=True)  # fmt: skip
+        sys.path.insert(0, str(REPO / "src"))
+        from esteira import load_project
+
+        project = load_project(root)
+        features = project.run("train", until="features").output("features")
+        _ = project.tracker.client
+        import mlflow.sklearn
+
+        model = mlflow.sklearn.load_model("models:/flight_delays/1")
+        columns = model.feature_names_in_.tolist()
+        complete = features[columns].dropna()  # JSON has no NaN; both servers get whole rows
+        one = complete.head(1)
+        batch = complete.head(1000)
+        row_body = {"dataframe_records": one.to_dict(orient="records")}
+        batch_body = {"dataframe_records": batch.to_dict(orient="records")}
+
+        floor = [time.perf_counter() for _ in range(0)]
+        for _ in range(200):
+            t = time.perf_counter()
+            model.predict_proba(one)
+            floor.append(time.perf_counter() - t)
+
+        esteira_port, mlflow_port = free_port(), free_port()
+        tracking = project.settings.tracking_uri
+        servers = {
+            "esteira serve": (
+                [sys.executable, "-m", "esteira.cli", "serve", "-p", str(root), "--model",
+                 "flight_delays", "--port", str(esteira_port)],
+                f"http://127.0.0.1:{esteira_port}",
+                f"http://127.0.0.1:{esteira_port}/ready",
+                env,
+            ),
+            "mlflow models serve": (
+                [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/flight_delays/1",
+                 "--env-manager", "local", "--host", "127.0.0.1", "-p", str(mlflow_port)],
+                f"http://127.0.0.1:{mlflow_port}",
+                f"http://127.0.0.1:{mlflow_port}/ping",
+                # it runs `uvicorn` from PATH: the one of this environment
+                env | {"MLFLOW_TRACKING_URI": tracking,
+                       "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"},
+            ),
+        }  # fmt: skip
+        results: dict[str, dict[str, float]] = {}
+        for name, (command, base, ready_url, server_env) in servers.items():
+            proc, ready_s = start(command, ready_url, server_env)
+            url = f"{base}/{'predict' if name == 'esteira serve' else 'invocations'}"
+            try:
+                sequential(url, row_body, 30)  # warm-up
+                single = sequential(url, row_body, args.requests)
+                rps, loaded = concurrent(url, row_body, args.concurrent_requests)
+                batches = sequential(url, batch_body, args.batches)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+            results[name] = {
+                "ready_s": ready_s,
+                "p50_ms": statistics.median(single) * 1000,
+                "p99_ms": percentile(single, 0.99) * 1000,
+                "rps8": rps,
+                "p50_8_ms": statistics.median(loaded) * 1000,
+                "p99_8_ms": percentile(loaded, 0.99) * 1000,
+                "batch_ms": statistics.median(batches) * 1000,
+            }
+
+    ours, theirs = results["esteira serve"], results["mlflow models serve"]
+    floor_ms = statistics.median(floor) * 1000
+    print(f"\nin-process predict_proba, 1 row (floor): {floor_ms:.2f} ms\n")
+    print(f"{'':38}{'esteira':>12}{'mlflow':>12}{'ratio':>10}")
+    rows = [
+        ("ready after (s)", "ready_s", False),
+        ("1 row, sequential p50 (ms)", "p50_ms", False),
+        ("1 row, sequential p99 (ms)", "p99_ms", False),
+        (f"1 row, {CLIENTS} clients: requests/s", "rps8", True),
+        (f"1 row, {CLIENTS} clients: p50 (ms)", "p50_8_ms", False),
+        (f"1 row, {CLIENTS} clients: p99 (ms)", "p99_8_ms", False),
+        ("1,000 rows, p50 (ms)", "batch_ms", False),
+    ]
+    for label, key, higher_better in rows:
+        ratio = ours[key] / theirs[key] if higher_better else theirs[key] / ours[key]
+        print(f"{label:<38}{ours[key]:>12.2f}{theirs[key]:>12.2f}{ratio:>9.1f}x")
+    print("\ntargets:")
+    print(f"  requests/s with {CLIENTS} clients >= 4x mlflow: {ours['rps8'] / theirs['rps8']:.1f}x")
+    print(f"  p99 with {CLIENTS} clients <= 1/4 of mlflow's: "
+          f"{ours['p99_8_ms'] / theirs['p99_8_ms']:.2f} of it")  # fmt: skip
+    print(f"  single-row p50 within 2 ms of the floor: +{ours['p50_ms'] - floor_ms:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
