@@ -33,7 +33,9 @@ def state(**changes) -> CTState:
 
 
 def monitoring(share: float = 0.0, **metrics: float) -> MonitoringRecord:
-    drifted = {"temp": {"test": "psi", "value": 3.2, "threshold": 0.25, "drifted": share > 0}}
+    drifted = {
+        "temp": {"test": "wasserstein", "value": 3.2, "threshold": 0.1, "drifted": share > 0}
+    }
     return MonitoringRecord(model="m", version="1", batch="2013-06", rows=10,
                             drift_share=share, drifted=drifted, metrics=metrics)  # fmt: skip
 
@@ -53,7 +55,7 @@ def test_triggers_say_why_they_fire():
     assert "2013-04 is newer than 2013-03" in new_data(state(newest_batch="2013-04")).reason
 
     assert drift(0.25)(state(monitoring=monitoring(0.1))) is None
-    assert "30% of features drifted in batch 2013-06 (limit 25%): temp 3.20" in (
+    assert "30% of features drifted in batch 2013-06 (limit 25%): temp (wasserstein 3.2)" in (
         drift(0.25)(state(monitoring=monitoring(0.3))).reason
     )
 

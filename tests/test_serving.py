@@ -229,3 +229,27 @@ def test_not_ready_until_the_alias_exists_and_unknown_models_fail_at_start(root,
                              capture_output=True, text=True, env=_env(), timeout=120)  # fmt: skip
     assert unknown.returncode == 1
     assert "no registered model 'nope' (models: toy)" in unknown.stderr
+
+
+def test_monitor_reads_the_prediction_log_joins_labels_and_writes_a_report(root, serve):
+    server = serve("--model", "toy")
+    with httpx.Client(base_url=server.url) as c:
+        for i in range(40):
+            c.post("/predict", json={"records": ROWS}, headers={"x-request-id": f"mon-{i}"})
+    server.stop()
+    project = load_project(root)
+    labels = pd.DataFrame(
+        [{"request_id": f"mon-{i}", "row": r, "label": int(ROWS[r]["x1"] > 0)}
+         for i in range(40) for r in range(len(ROWS))]
+    )  # fmt: skip
+    project.lake.replace("toy_labels", labels)
+    report = root / "report.html"
+    out = subprocess.run([*ESTEIRA, "monitor", "-p", str(root), "--model", "toy", "--since", "1d",
+                          "--labels", "toy_labels", "--report", str(report)],
+                         capture_output=True, text=True, env=_env(), timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "of features drifted" in out.stdout and f"report: {report}" in out.stdout
+    page = report.read_text()
+    assert "x1" in page and "prediction" in page and "<svg" in page
+    record = project.metadata.latest_monitoring("toy")
+    assert record.source == "monitor" and record.metrics["roc_auc"] > 0.9

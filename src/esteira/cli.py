@@ -145,6 +145,41 @@ def serve(
 
 
 @app.command()
+def monitor(
+    project: ProjectOption = Path("."),
+    model: Annotated[
+        str | None, typer.Option(help="Registered model (default: [ct] model).")
+    ] = None,
+    version: Annotated[str | None, typer.Option(help="Version (default: the champion).")] = None,
+    input_table: Annotated[
+        str | None, typer.Option("--input", help="Lake table to monitor (default: prediction log).")
+    ] = None,
+    batch: Annotated[str | None, typer.Option(help="Only this batch of --input.")] = None,
+    since: Annotated[str | None, typer.Option(help="Prediction log window: 90m, 24h, 7d.")] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Lake table of labels by request_id, for the log.")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Where to write the HTML report.")] = None,
+) -> None:
+    """Drift and performance of a model on served or batch data; writes an HTML report.
+
+    Example: esteira monitor -p examples/flight_delays --input raw_features --batch 2013-07
+    """
+    from esteira.console import monitoring_table
+    from esteira.monitoring.job import parse_window, run_monitor
+    from esteira.project import load_project
+
+    p = load_project(project)
+    name = model or p.settings.ct.model
+    if not name:
+        raise typer.BadParameter("give --model (or set [ct] model in esteira.toml)")
+    result = run_monitor(p, name, version, input_table, batch, parse_window(since), labels, report)
+    console = new_console()
+    console.print(monitoring_table(result.record, p.settings.ct.metric))
+    console.print(f"report: {result.report}", highlight=False)
+
+
+@app.command()
 def ui(
     project: ProjectOption = Path("."),
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,

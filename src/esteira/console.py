@@ -12,7 +12,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from esteira.ct.replay import BatchRow, PolicyResult
-    from esteira.metadata import PipelineRun, TableAccess
+    from esteira.metadata import MonitoringRecord, PipelineRun, TableAccess
     from esteira.pipelines.runner import StepEvent
 
 _STYLE = {
@@ -175,6 +175,25 @@ def replay_summary(results: Sequence[PolicyResult]) -> Table:
     )
     table.add_row("time", *(f"{r.seconds:.0f} s" for r in results))
     table.caption = "* retrained after this batch (the next batch is scored by the new champion)"
+    return table
+
+
+def monitoring_table(record: MonitoringRecord, metric: str) -> Table:
+    table = Table(
+        title=f"{record.model} v{record.version} on {record.batch}: {record.rows:,} rows, "
+        f"{record.drift_share:.0%} of features drifted",
+        title_justify="left",
+    )
+    for col in ("column", "test", "figure", "limit", "PSI", "verdict"):
+        table.add_column(col)
+    for column, d in record.drifted.items():
+        verdict = "[red]drifted[/]" if d["drifted"] else "[green]stable[/]"
+        table.add_row(column, d["test"], f"{d['value']:.4g}", str(d["threshold"]),
+                      f"{d['psi']:.3f}", verdict)  # fmt: skip
+    if metric in record.metrics:
+        table.caption = (
+            f"{metric} {record.metrics[metric]:.4f} on {record.metrics['rows']:,} labelled rows"
+        )
     return table
 
 

@@ -366,6 +366,16 @@ class MetadataStore:
                 .limit(1)
             ).first()
 
+    def monitoring_history(self, model: str, limit: int = 36) -> Sequence[MonitoringRecord]:
+        """The newest monitoring records of `model`, newest first."""
+        with self.session() as s:
+            return s.scalars(
+                select(MonitoringRecord)
+                .where(MonitoringRecord.model == model)
+                .order_by(MonitoringRecord.id.desc())
+                .limit(limit)
+            ).all()
+
     def ct_runs(self, model: str, limit: int = 20) -> Sequence[CTRun]:
         with self.session() as s:
             return s.scalars(

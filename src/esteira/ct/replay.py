@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 POLICIES = ("never", "schedule", "drift", "performance")
 DEFAULT_CRON = "0 0 1 */3 *"  # quarterly
-DEFAULT_DRIFT_SHARE = 0.25
+DEFAULT_DRIFT_SHARE = 0.5  # Evidently's dataset drift: half the columns
 
 
 @dataclass
@@ -142,8 +142,10 @@ def _replay_policy(
                 profiles[state.champion] = reference_profile(
                     project, ct.model, state.champion, ct.reference_output
                 )
-            record = monitor_batch(project, ct.model, state.champion, batch, data, ct.label,
-                                   profiles[state.champion], source="replay")  # fmt: skip
+            record, _ = monitor_batch(
+                project, ct.model, state.champion, batch, data, ct.label,
+                profiles[state.champion], "replay", project.settings.gates.segment,
+            )  # fmt: skip
             row.metric, row.drift_share = record.metrics.get(ct.metric), record.drift_share
         # Decide at the end of the batch, in simulated time, with what monitoring just saw.
         state = replace(

@@ -83,11 +83,12 @@ def drift(share: float) -> Trigger:
         m = state.monitoring
         if m is None or m.drift_share < share:
             return None
-        worst = sorted(
-            ((c, d["value"]) for c, d in m.drifted.items() if d["drifted"]),
-            key=lambda cv: -cv[1],
-        )
-        listed = ", ".join(f"{c} {v:.2f}" for c, v in worst[:4])
+        drifted = [
+            f"{column} ({d['test']} {d['value']:.3g})"
+            for column, d in m.drifted.items()
+            if d["drifted"] and d.get("kind") != "prediction"
+        ]
+        listed = ", ".join(drifted[:4]) + (", ..." if len(drifted) > 4 else "")
         return Fire(
             "drift",
             f"{m.drift_share:.0%} of features drifted in batch {m.batch} (limit {share:.0%}): "

@@ -32,3 +32,43 @@ def js_distance(reference_counts: ArrayLike, current_counts: ArrayLike) -> float
     m = (p + q) / 2
     divergence = 0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m))
     return float(np.sqrt(max(divergence, 0.0)))
+
+
+def wasserstein_normed(reference_quantiles: ArrayLike, current: ArrayLike, std: float) -> float:
+    """Wasserstein-1 distance between the reference (given by evenly spaced quantiles) and
+    the current values, divided by the reference standard deviation (floored at 0.001, as
+    Evidently does): 0.1 means the mass moved a tenth of a standard deviation."""
+    from esteira.validation.profile import quantile_levels
+
+    q_ref = np.asarray(reference_quantiles, dtype=float)
+    q_cur = np.quantile(np.asarray(current, dtype=float), quantile_levels(len(q_ref)))
+    return float(np.mean(np.abs(q_ref - q_cur)) / max(std, 0.001))
+
+
+def ks_test(
+    reference_quantiles: ArrayLike, reference_n: int, current: ArrayLike
+) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov statistic and p-value, the reference known by its
+    quantiles (so D is exact to their spacing)."""
+    from scipy.stats import kstwo
+
+    from esteira.validation.profile import quantile_levels
+
+    q_ref = np.asarray(reference_quantiles, dtype=float)
+    cur = np.sort(np.asarray(current, dtype=float))
+    f_ref = quantile_levels(len(q_ref))
+    f_cur = np.searchsorted(cur, q_ref, side="right") / len(cur)
+    d = float(np.max(np.abs(f_ref - f_cur)))
+    n = reference_n * len(cur) / (reference_n + len(cur))
+    return d, float(kstwo.sf(d, max(round(n), 1)))
+
+
+def chi_square_test(reference_counts: ArrayLike, current_counts: ArrayLike) -> tuple[float, float]:
+    """Chi-square goodness of fit of the current category counts to the reference shares."""
+    from scipy.stats import chisquare
+
+    cur = np.asarray(current_counts, dtype=float)
+    expected = proportions(reference_counts)
+    expected = expected / expected.sum() * cur.sum()
+    statistic, p = chisquare(cur, expected)
+    return float(statistic), float(p)

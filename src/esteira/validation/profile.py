@@ -14,6 +14,12 @@ if TYPE_CHECKING:
 
 QUANTILE_BINS = 10
 TOP_CATEGORIES = 100
+FINE_QUANTILES = 100
+
+
+def quantile_levels(n: int = FINE_QUANTILES) -> np.ndarray:
+    """Midpoint levels (0.5/n, 1.5/n, ...): each quantile stands for an equal share."""
+    return (np.arange(n) + 0.5) / n
 
 
 @dataclass
@@ -31,6 +37,8 @@ class ColumnProfile:
     counts: list[int] = field(default_factory=list)
     """Rows per bin (numeric) or per category in `categories`, then "other" (categorical)."""
     categories: list[str] = field(default_factory=list)
+    quantiles: list[float] = field(default_factory=list)
+    """Quantiles at 0.5%, 1.5%, ..., 99.5%: a fine summary for KS and Wasserstein."""
 
     @property
     def null_rate(self) -> float:
@@ -91,6 +99,7 @@ def profile_column(series: pd.Series, name: str) -> ColumnProfile:
         base.minimum, base.maximum = float(data.min()), float(data.max())
         base.mean, base.std = float(data.mean()), float(data.std())
         base.edges = edges
+        base.quantiles = np.quantile(data, quantile_levels()).tolist()
         base.counts = np.bincount(np.searchsorted(edges, data), minlength=len(edges) + 1).tolist()
     elif kind == "categorical":
         top = values.astype(str).value_counts().head(TOP_CATEGORIES)
