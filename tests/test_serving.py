@@ -253,3 +253,35 @@ def test_monitor_reads_the_prediction_log_joins_labels_and_writes_a_report(root,
     assert "x1" in page and "prediction" in page and "<svg" in page
     record = project.metadata.latest_monitoring("toy")
     assert record.source == "monitor" and record.metrics["roc_auc"] > 0.9
+
+
+def test_batch_prediction_appends_with_lineage(root):
+    import numpy as np
+
+    project = load_project(root)
+    rng = np.random.default_rng(5)
+    inputs = pd.DataFrame({"id": range(1200), "x1": rng.normal(size=1200),
+                           "x2": rng.normal(size=1200)})  # fmt: skip
+    version = project.lake.replace("toy_inputs", inputs)
+    command = [*ESTEIRA, "predict", "-p", str(root), "--model", "toy", "--input", "toy_inputs",
+               "--output", "toy_scored", "--keep", "id", "--chunk-rows", "500"]  # fmt: skip
+    for _ in range(2):  # appended, never overwritten
+        done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert f"1,200 rows of toy_inputs@v{version} scored by toy v1" in done.stdout
+    scored, _ = project.lake.read("toy_scored")
+    assert len(scored) == 2400 and scored.prediction_run.nunique() == 2
+    assert set(scored.model_version) == {"1"} and set(scored.input_version) == {version}
+    import mlflow.sklearn
+
+    _ = project.tracker.client
+    model = mlflow.sklearn.load_model("models:/toy/1")
+    first = scored[scored.prediction_run == scored.prediction_run.iloc[0]].sort_values("id")
+    expected = model.predict_proba(inputs[["x1", "x2"]])[:, 1]
+    assert first.prediction.to_numpy() == pytest.approx(expected, abs=1e-12)
+
+    project.lake.replace("toy_bad", inputs.drop(columns=["x2"]))
+    bad = subprocess.run([*ESTEIRA, "predict", "-p", str(root), "--model", "toy", "--input",
+                          "toy_bad", "--output", "x"], capture_output=True, text=True,
+                         env=_env(), timeout=300)  # fmt: skip
+    assert bad.returncode == 1 and "lacks the model's inputs ['x2']" in bad.stderr

@@ -145,6 +145,48 @@ def serve(
 
 
 @app.command()
+def predict(
+    project: ProjectOption = Path("."),
+    model: Annotated[
+        str | None, typer.Option(help="Registered model (default: [ct] model).")
+    ] = None,
+    input_table: Annotated[str, typer.Option("--input", help="Lake table to score.")] = "",
+    output_table: Annotated[str, typer.Option("--output", help="Lake table to append to.")] = "",
+    alias: Annotated[str, typer.Option(help="Alias whose version scores.")] = "champion",
+    version: Annotated[str | None, typer.Option(help="A version instead of the alias.")] = None,
+    keep: Annotated[
+        list[str] | None, typer.Option(help="Input columns to carry over (ids, labels).")
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk.")] = 50_000,
+) -> None:
+    """Score a lake table in chunks; append predictions with model and data versions.
+
+    Example: esteira predict -p examples/flight_delays --input departures --output scored
+    """
+    from rich.progress import Progress
+
+    from esteira.project import load_project
+    from esteira.serving.batch import predict_table
+
+    if not input_table or not output_table:
+        raise typer.BadParameter("give --input TABLE and --output TABLE")
+    p = load_project(project)
+    name = model or p.settings.ct.model
+    with Progress(console=new_console()) as progress:
+        task = progress.add_task(f"scoring {input_table}", total=None)
+        result = predict_table(
+            p, name, input_table, output_table, alias, version, chunk_rows, keep,
+            on_chunk=lambda done, total: progress.update(task, completed=done, total=total),
+        )  # fmt: skip
+    new_console().print(
+        f"{result.rows:,} rows of {result.input_table}@v{result.input_version} scored by "
+        f"{result.model} v{result.version} in {result.seconds:.1f}s → "
+        f"{result.output_table}@v{result.output_version} (run {result.run_id[:12]})",
+        highlight=False,
+    )
+
+
+@app.command()
 def monitor(
     project: ProjectOption = Path("."),
     model: Annotated[

@@ -257,6 +257,22 @@ class CTRun(Base):
     __table_args__ = (Index("ix_ct_runs_model", "model", "id"),)
 
 
+class BatchPredictionRecord(Base):
+    """A table scored by a model version: the lineage of batch predictions."""
+
+    __tablename__ = "batch_predictions"
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(32))
+    input_table: Mapped[str] = mapped_column(String(200))
+    input_version: Mapped[int] = mapped_column(Integer)
+    output_table: Mapped[str] = mapped_column(String(200))
+    output_version: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
 class SchemaInfo(Base):
     __tablename__ = "esteira_schema"
     version: Mapped[int] = mapped_column(primary_key=True)

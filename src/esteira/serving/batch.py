@@ -1,0 +1,82 @@
+"""Batch prediction: score a lake table in chunks and append the predictions, with the model
+version, the input table's version and the time, to an output table. Appending (never
+overwriting) keeps the history that monitoring compares over time."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from esteira.errors import EsteiraError
+
+if TYPE_CHECKING:
+    from esteira.project import Project
+
+
+@dataclass(frozen=True)
+class BatchPrediction:
+    run_id: str
+    model: str
+    version: str
+    input_table: str
+    input_version: int
+    output_table: str
+    output_version: int
+    rows: int
+    seconds: float
+
+
+def predict_table(
+    project: Project,
+    model: str,
+    input_table: str,
+    output_table: str,
+    alias: str = "champion",
+    version: str | None = None,
+    chunk_rows: int = 50_000,
+    keep: list[str] | None = None,
+    on_chunk: Callable[[int, int], None] = lambda done, total: None,
+) -> BatchPrediction:
+    """Score `input_table` (as of its current version) with `model`; returns the lineage."""
+    from esteira.metadata import BatchPredictionRecord
+    from esteira.registry import Registry
+    from esteira.serving.loaded import load
+
+    started = time.perf_counter()
+    if version is None:
+        found = Registry(project).by_alias(model, alias)
+        if found is None:
+            raise EsteiraError(f"'{model}' has no '{alias}'; pass --version or promote one")
+        version = found.version
+    loaded = load(project, model, version, alias)
+    table = project.lake.open(input_table)
+    input_version = table.version()
+    dataset = table.to_pyarrow_dataset()
+    names = [c.name for c in loaded.columns]
+    missing = [n for n in names if n not in dataset.schema.names]
+    if missing:
+        has = dataset.schema.names
+        raise EsteiraError(
+            f"table '{input_table}' lacks the model's inputs {missing}; it has {has}"
+        )
+    keep = [k for k in (keep or []) if k in dataset.schema.names and k not in names]
+    run_id, total, done, output_version = uuid.uuid4().hex, dataset.count_rows(), 0, -1
+    for chunk in dataset.to_batches(columns=[*keep, *names], batch_size=chunk_rows):
+        frame = chunk.to_pandas()
+        frame["prediction"] = loaded.predict(frame[names])
+        frame["model"], frame["model_version"] = model, str(version)
+        frame["input_table"], frame["input_version"] = input_table, input_version
+        frame["prediction_run"], frame["predicted_at"] = run_id, datetime.now(UTC)
+        output_version = project.lake.append(output_table, frame)
+        done += len(frame)
+        on_chunk(done, total)
+    result = BatchPrediction(
+        run_id, model, str(version), input_table, input_version, output_table, output_version,
+        done, time.perf_counter() - started,
+    )  # fmt: skip
+    project.metadata.add(BatchPredictionRecord(**asdict(result)))
+    return result
