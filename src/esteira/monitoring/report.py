@@ -75,8 +75,13 @@ def render(
         _table(record.drifted),
     ]
     points = [(h.batch, h.metrics[metric]) for h in history if metric in h.metrics]
-    if points:
+    if len(points) > 1:
         parts += [f"<h2>{_e(metric)} over time</h2>", _line(points)]
+    elif points:
+        parts.append(
+            f"<h2>{_e(metric)} over time</h2><div class=sub>one labelled record so far;"
+            " the chart starts with the second</div>"
+        )
     segments = record.metrics.get("segments") or {}
     if segments:
         parts.append(
@@ -126,7 +131,7 @@ def _severity(found: dict[str, Any]) -> float:
 def _drift_bars(drifted: dict[str, Any]) -> str:
     rows = sorted(drifted.items(), key=lambda kv: -_severity(kv[1]))
     width, label, row = 760, 130, 20
-    cap = max(3.0, min(max((_severity(d) for _, d in rows), default=1), 50))
+    cap = max(3.0, min(max((_severity(d) for _, d in rows), default=1), 10))  # longer: clipped
     svg = [f"<svg width={width} height={row * len(rows) + 24} role=img>"]
     scale = (width - label - 90) / cap
     x1 = label + scale
@@ -216,7 +221,7 @@ def _line(points: list[tuple[str, float]]) -> str:
         )
     for v in (low + (high - low) * k / 4 for k in range(5)):
         svg.append(
-            f"<text x={left - 6} y={y(v) + 4:.1f} font-size=10 text-anchor=end>{v:.3f}</text>"
+            f"<text x={left - 6} y={y(v) + 4:.1f} font-size=10 text-anchor=end>{v:.4f}</text>"
             f"<line x1={left} x2={width - 10} y1={y(v):.1f} y2={y(v):.1f} stroke={GRID}></line>"
         )
     svg.append("</svg>")
