@@ -135,7 +135,7 @@ def main() -> None:
 
         project = load_project(root)
         features = project.run("train", until="features").output("features")
-        _ = project.tracker.client
+        project.tracker.activate()
         import mlflow.sklearn
 
         model = mlflow.sklearn.load_model("models:/flight_delays/1")

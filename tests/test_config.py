@@ -67,3 +67,17 @@ def test_metadata_store_of_another_schema_version_is_refused(tmp_path: Path):
         s.execute(update(SchemaInfo).values(version=99))
     with pytest.raises(MetadataSchemaError, match="schema version 99"):
         MetadataStore(url)
+
+
+def test_a_second_project_in_the_same_process_keeps_its_own_stores(tmp_path: Path):
+    """MLflow writes MLFLOW_TRACKING_URI into os.environ when its URI is set; esteira must
+    not let one project's store become the next one's 'environment override'."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    load_settings(first, environ={})  # settings alone touch nothing
+    from esteira.project import open_project
+
+    open_project(first).tracker.activate(experiment=True)
+    assert not any(k.startswith("MLFLOW_") for k in __import__("os").environ)
+    assert str(second.resolve()) in load_settings(second).tracking_uri

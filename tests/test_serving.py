@@ -105,7 +105,7 @@ def test_predictions_match_the_model_in_process(root, serve):
     import mlflow.sklearn
 
     project = load_project(root)
-    _ = project.tracker.client
+    project.tracker.activate()
     model = mlflow.sklearn.load_model("models:/toy/1")
     expected = model.predict_proba(pd.DataFrame(ROWS).astype(float))[:, 1]
     assert answer["predictions"] == pytest.approx(expected.tolist(), abs=1e-12)
@@ -274,7 +274,7 @@ def test_batch_prediction_appends_with_lineage(root):
     assert set(scored.model_version) == {"1"} and set(scored.input_version) == {version}
     import mlflow.sklearn
 
-    _ = project.tracker.client
+    project.tracker.activate()
     model = mlflow.sklearn.load_model("models:/toy/1")
     first = scored[scored.prediction_run == scored.prediction_run.iloc[0]].sort_values("id")
     expected = model.predict_proba(inputs[["x1", "x2"]])[:, 1]

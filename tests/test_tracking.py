@@ -79,7 +79,7 @@ def test_mlflow_holds_run_params_metrics_dataset_and_registered_model(write_proj
     assert version.tags["esteira.step"] == "register"
     assert version.run_id == result.mlflow_run_id
 
-    mlflow.set_tracking_uri(project.settings.tracking_uri)
+    project.tracker.activate()
     loaded = mlflow.pyfunc.load_model("models:/toy/1")
     example = pd.DataFrame({"a": [2.0, -2.0], "b": [0.0, 0.0]})
     probabilities = np.asarray(loaded.predict(example))

@@ -11,6 +11,7 @@ subprocess, ~3 s), and the signature from the input example.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -58,11 +59,27 @@ class Tracker:
         if self._client is None:
             import mlflow
 
-            # log_model and register_model read MLflow's process-wide URIs.
-            mlflow.set_tracking_uri(self.tracking_uri)
-            mlflow.set_registry_uri(self.registry_uri)
             self._client = mlflow.MlflowClient(self.tracking_uri, self.registry_uri)
         return self._client
+
+    def activate(self, experiment: bool = False) -> None:
+        """Point MLflow's process-wide URIs (which log_model, register_model and loading
+        `models:/` read) at this project, without leaving them in os.environ: MLflow writes
+        MLFLOW_TRACKING_URI there, and the next project loaded in this process would take it
+        for the user's own setting."""
+        import mlflow
+
+        saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+        try:
+            mlflow.set_tracking_uri(self.tracking_uri)
+            mlflow.set_registry_uri(self.registry_uri)
+            if experiment:
+                mlflow.set_experiment(experiment_id=self.experiment_id)
+        finally:
+            for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+                if key not in saved:
+                    del os.environ[key]
+            os.environ.update(saved)
 
     @property
     def experiment_id(self) -> str:
@@ -145,7 +162,7 @@ class Tracker:
 
         trusted = checked_trusted_types(model, self.trusted_types)
         # The logged model lands in MLflow's current experiment, not the run's.
-        mlflow.set_experiment(experiment_id=self.experiment_id)
+        self.activate(experiment=True)
         try:
             info = mlflow.sklearn.log_model(
                 model,

@@ -139,12 +139,14 @@ def monitor_batch(
         if found is not None:
             drifted[PREDICTION] = found | {"kind": "prediction"}
     metrics: dict[str, Any] = {}
-    if label and label in data.columns:
-        metrics = performance(project, data[label].to_numpy(), predictions)
-        if segment and segment in data.columns:
+    labelled = data[label].notna().to_numpy() if label and label in data.columns else None
+    if labelled is not None and labelled.any():  # labels arrive later, often for some rows
+        known, scores = data[labelled], predictions[labelled]
+        metrics = performance(project, known[label].to_numpy(), scores)
+        if segment and segment in known.columns:
             metrics["segments"] = {
-                str(value): performance(project, data[label].to_numpy()[index], predictions[index])
-                for value, index in data.groupby(segment).indices.items()
+                str(value): performance(project, known[label].to_numpy()[index], scores[index])
+                for value, index in known.groupby(segment).indices.items()
                 if len(index) >= 50
             }
     record = MonitoringRecord(

@@ -70,7 +70,7 @@ def load(project: Project, name: str, version: str, alias: str) -> LoadedModel:
     import mlflow
     from mlflow.models import Model
 
-    _ = project.tracker.client  # sets MLflow's URIs
+    project.tracker.activate()
     uri = f"models:/{name}/{version}"
     local = mlflow.artifacts.download_artifacts(uri)
     meta = Model.load(local)

@@ -240,7 +240,7 @@ def load_for_scoring(project: Project, uri: str) -> tuple[Any, list[str]]:
     """A registered model as MLflow's pyfunc, and the input columns of its signature."""
     import mlflow.pyfunc
 
-    _ = project.tracker.client  # sets MLflow's URIs
+    project.tracker.activate()
     model = mlflow.pyfunc.load_model(uri)
     return model, model.metadata.get_input_schema().input_names()
 
