@@ -31,7 +31,12 @@ def frame(n: int = 5000, seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
 def test_distances():
     assert psi([10, 10, 10], [10, 10, 10]) == pytest.approx(0.0)
     assert psi([50, 50], [90, 10]) > 0.25
-    assert js_distance([1, 0], [0, 1]) == pytest.approx(1.0, abs=1e-3)
+    assert js_distance([1, 0], [0, 1]) == pytest.approx(np.sqrt(np.log(2)), abs=1e-9)
+    from scipy.spatial.distance import jensenshannon
+
+    assert js_distance([5, 3, 2, 0], [2, 3, 4, 1]) == pytest.approx(
+        jensenshannon([0.5, 0.3, 0.2, 0], [0.2, 0.3, 0.4, 0.1]), abs=1e-12
+    )
     assert js_distance([5, 5], [5, 5]) == pytest.approx(0.0)
 
 

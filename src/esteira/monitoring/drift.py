@@ -26,12 +26,19 @@ def psi(reference_counts: ArrayLike, current_counts: ArrayLike) -> float:
 
 
 def js_distance(reference_counts: ArrayLike, current_counts: ArrayLike) -> float:
-    """Jensen-Shannon distance (base 2): 0 for equal distributions, 1 for disjoint ones."""
-    p, q = proportions(reference_counts), proportions(current_counts)
-    p, q = p / p.sum(), q / q.sum()
+    """Jensen-Shannon distance with natural logarithms, as scipy and Evidently compute it:
+    0 for equal distributions, sqrt(ln 2) = 0.83 for disjoint ones."""
+    p, q = _shares(reference_counts), _shares(current_counts)
     m = (p + q) / 2
-    divergence = 0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m))
-    return float(np.sqrt(max(divergence, 0.0)))
+    # No floor here: an empty bin contributes 0 (0 log 0 = 0) and m > 0 wherever p or q is.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p / m), 0.0) + np.where(q > 0, q * np.log(q / m), 0.0)
+    return float(np.sqrt(max(0.5 * float(np.sum(terms)), 0.0)))
+
+
+def _shares(counts: ArrayLike) -> np.ndarray:
+    c = np.asarray(counts, dtype=float)
+    return c / c.sum() if c.sum() > 0 else np.full_like(c, 1.0 / max(len(c), 1))
 
 
 def wasserstein_normed(reference_quantiles: ArrayLike, current: ArrayLike, std: float) -> float:
