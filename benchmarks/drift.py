@@ -24,11 +24,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "flight_delays"
 
-ESTEIRA = """
+# Both programs run in their own interpreter: each reports its own time and memory.
+PROLOGUE = """
 import json, sys, time
 def peak_mb():  # this process's high-water mark (ru_maxrss would count the parent's too)
     status = open("/proc/self/status").read().split("VmHWM:")[1]
     return int(status.split()[0]) / 1024
+"""
+
+ESTEIRA = (
+    PROLOGUE
+    + """
 t = time.perf_counter()
 import pandas as pd
 from esteira.monitoring.monitor import drift_of
@@ -46,12 +52,11 @@ print(json.dumps({"import_s": imported, "profile_s": profiled, "drift_s": second
                   "peak_mb": peak_mb(),
                   "columns": {c: [d["test"], d["value"], d["drifted"]] for c, d in drift.items()}}))
 """
+)
 
-EVIDENTLY = """
-import json, sys, time
-def peak_mb():  # this process's high-water mark (ru_maxrss would count the parent's too)
-    status = open("/proc/self/status").read().split("VmHWM:")[1]
-    return int(status.split()[0]) / 1024
+EVIDENTLY = (
+    PROLOGUE
+    + """
 t = time.perf_counter()
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
@@ -76,6 +81,7 @@ for m in result["metrics"]:
 print(json.dumps({"import_s": imported, "drift_s": seconds, "columns": columns,
                   "peak_mb": peak_mb()}))
 """
+)
 
 SAME_TEST = {
     "wasserstein": "Wasserstein distance (normed)",
