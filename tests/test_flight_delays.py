@@ -22,6 +22,9 @@ def test_reference_pipeline_on_one_month(flight_project):
     train, test = result.output("train_set"), result.output("test_set")
     assert train.scheduled_at.max() < test.scheduled_at.min()  # split in time
 
+    kept, _ = project.lake.read("flight_features")  # for esteira predict / monitor --input
+    assert len(kept) == len(features) and set(kept.batch) == {"2013-01"}
+
     evaluation = result.output("evaluation")
     assert 0.65 < evaluation["roc_auc"] < 0.95
     assert {"roc_auc.EWR", "roc_auc.JFK", "roc_auc.LGA", "brier", "log_loss", "pr_auc"} <= set(

@@ -161,7 +161,8 @@ def predict(
 ) -> None:
     """Score a lake table in chunks; append predictions with model and data versions.
 
-    Example: esteira predict -p examples/flight_delays --input departures --output scored
+    Example: esteira predict -p examples/flight_delays --input flight_features
+    --output flight_predictions --keep flight
     """
     from rich.progress import Progress
 
@@ -205,7 +206,7 @@ def monitor(
 ) -> None:
     """Drift and performance of a model on served or batch data; writes an HTML report.
 
-    Example: esteira monitor -p examples/flight_delays --input raw_features --batch 2013-07
+    Example: esteira monitor -p examples/flight_delays --input flight_features --batch 2013-03
     """
     from esteira.console import monitoring_table
     from esteira.monitoring.job import parse_window, run_monitor

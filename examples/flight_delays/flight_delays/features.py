@@ -56,4 +56,10 @@ def features(ctx: Context, flights: pd.DataFrame, materialize: dict) -> pd.DataF
     table = table.sort_values(["scheduled_at", "carrier", "flight"], ignore_index=True)
     table[NUMERIC] = table[NUMERIC].astype("float64")  # missing values as NaN, as models expect
     ctx.log_metrics({"rows": len(table), "delay_rate": table[TARGET].mean()})
-    return table[["scheduled_at", "batch", *FEATURES, TARGET]]
+    table = table[["scheduled_at", "batch", "flight", *FEATURES, TARGET]]
+    # Kept in the lake too, by batch: what `esteira predict` and `esteira monitor --input` read.
+    batches = ", ".join(f"'{b}'" for b in sorted(table["batch"].unique()))
+    ctx.replace_table(
+        "flight_features", table, where=f"batch IN ({batches})", partition_by=["batch"]
+    )
+    return table
