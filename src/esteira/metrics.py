@@ -22,10 +22,6 @@ class Metric:
     compute: Callable[[np.ndarray, np.ndarray], float]
     needs_both_classes: bool = False
 
-    def better(self, a: float, b: float) -> bool:
-        """Is `a` strictly better than `b`?"""
-        return a > b if self.greater_is_better else a < b
-
     def worse_by(self, value: float, reference: float) -> float:
         """How much worse `value` is than `reference` (negative when better)."""
         return reference - value if self.greater_is_better else value - reference
