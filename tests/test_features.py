@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from esteira import load_project
-from esteira.features import FeatureError, FeatureStore, feature_view
+from esteira.features import FeatureError, FeatureStore, feature_service, feature_view
 from esteira.lake import Lake
 
 T = pd.Timestamp("2013-06-01 12:00:00", tz="UTC")
@@ -80,13 +80,13 @@ def test_online_store_serves_the_latest_values_and_agrees_with_offline(store):
     store.materialize("weather")  # materializing again replaces, never duplicates
     now = datetime(2013, 6, 1, 13, 0, tzinfo=UTC)
     keys = pd.DataFrame({"origin": ["JFK", "EWR", "SFO"]})
-    online = store.online("weather", keys, now=now)
+    online = store.online("weather", keys, at=now)
     assert online.origin.tolist() == ["JFK", "EWR", "SFO"]
     assert online.temp.tolist()[:2] == [60.0, 99.0] and pd.isna(online.temp[2])
     # The same entity and time offline: an event at `now` sees the same values.
     offline = store.training_set(keys.assign(at=pd.Timestamp(now)), ["weather"], at="at")
     pd.testing.assert_series_equal(offline.temp, online.temp, check_names=False)
-    later = store.online("weather", keys, now=now + timedelta(hours=4))
+    later = store.online("weather", keys, at=now + timedelta(hours=4))
     assert later.temp.isna().all()  # past the TTL online too
 
 
@@ -103,6 +103,60 @@ def test_definition_errors_are_clear(store, tmp_path):
         store.online("broken", pd.DataFrame({"tailnum": ["N1"]}))
     with pytest.raises(FeatureError, match="lower-case"):
         feature_view("Bad Name", source="x", entities=["k"], features=["f"])
+
+
+def plane_load(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.assign(heat_per_seat=rows["temp"] / rows["seats"])
+
+
+departure = feature_service(
+    "departure",
+    request={"scheduled_at": "datetime", "origin": "string", "tailnum": "string"},
+    views=[weather, plane],
+    at="scheduled_at",
+    derive=plane_load,
+)
+
+
+def test_a_service_gives_training_and_serving_the_same_features(store):
+    """Offline at the event's time and online at the request's time, the same values, and
+    `derive` applied to both; online, a value observed after the request's time or older
+    than the TTL at it is missing, as it would be offline."""
+    requests = pd.DataFrame(
+        {
+            "scheduled_at": [T + pd.Timedelta("1h"), T + pd.Timedelta("1h"), T],
+            "origin": ["EWR", "JFK", "EWR"],
+            "tailnum": ["N1", "N2", "N9"],
+        }
+    )
+    served, misses = store.serving_set(departure, requests)
+    trained = store.training_set(requests, departure)
+    pd.testing.assert_frame_equal(served.iloc[:2], trained.iloc[:2], check_dtype=False)
+    assert served.temp.tolist()[:2] == [99.0, 60.0]
+    assert served.heat_per_seat.tolist()[:2] == [99.0 / 150, 60.0 / 200]
+    # Row 3: at T the online store's EWR value (T + 1s) is from the future; N9 is unknown.
+    assert pd.isna(served.temp[2]) and pd.isna(served.seats[2]) and pd.isna(trained.seats[2])
+    assert trained.temp[2] == 70.0  # offline keeps history: the value of T - 1h
+    assert misses == {"weather": 1, "plane": 1}
+    late = store.serving_set(departure, requests.assign(scheduled_at=T + pd.Timedelta("4h")))[0]
+    assert late.temp.isna().all()  # past the TTL
+    with pytest.raises(FeatureError, match=r"needs columns \['tailnum'\]"):
+        store.serving_set(departure, requests.drop(columns="tailnum"))
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "views", "at", "message"),
+    [
+        ({"at": "datetime", "origin": "text"}, [], "at", "kinds {'origin': 'text'}"),
+        ({"at": "string", "origin": "string"}, [weather], "at", "must be a request field of kind"),
+        ({"at": "datetime"}, [weather], "at", r"keyed by \['origin'\]; add them"),
+        ({"origin": "string"}, [weather], None, "changes over time; name the request's time"),
+        ({"tailnum": "string", "seats": "double"}, [plane], None, r"\['seats'\] are also"),
+    ],
+)
+def test_service_definition_errors_name_the_fix(request_fields, views, at, message):
+    with pytest.raises(FeatureError, match=message):
+        feature_service("s", request=request_fields, views=views, at=at)
 
 
 VIEWS = """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from mlflow import MlflowClient
 
@@ -77,7 +79,7 @@ def test_features_come_point_in_time_from_the_feature_store(flight_project):
     store = project.features
     latest = project.lake.read("features_weather_at_origin")[0].time_hour.max()
     keys = pd.DataFrame({"origin": ["EWR", "JFK", "LGA"]})
-    online = store.online("weather_at_origin", keys, now=latest.to_pydatetime())
+    online = store.online("weather_at_origin", keys, at=latest)
     offline = store.training_set(keys.assign(at=latest), ["weather_at_origin"], at="at")
     pd.testing.assert_frame_equal(
         online[["origin", "temp", "visib"]], offline[["origin", "temp", "visib"]]
@@ -135,3 +137,83 @@ def test_a_corrupted_month_is_quarantined_and_the_champion_stays(flight_project)
     assert registry.by_alias("flight_delays", "champion").version == "1"
     assert [v.version for v in registry.versions("flight_delays", with_metrics=False)] == ["1"]
     assert project.metadata.alerts("data_validation")[0].subject == "raw_flights/2013-04"
+
+
+def test_departures_are_served_by_entity_keys_and_labels_join_by_entity_and_time(flight_project):
+    """A request carries only a departure (time, carrier, airports, plane): the weather and
+    the plane come from the online store, derived as in training. Labels that arrive with
+    the departures (no request id) join the prediction log by airport, plane and time."""
+    import subprocess
+
+    import httpx
+    import mlflow.sklearn
+    import numpy as np
+    from test_cli import ESTEIRA, _env
+    from test_serving import Server
+
+    project = load_project(flight_project)
+    project.run("train", {"end": "2013-01", "months": 1})
+    from flight_delays.feature_views import weather_at_origin  # the project's, now importable
+    from flight_delays.features import FEATURES
+
+    kept, _ = project.lake.read("flight_features")
+    last = kept[kept.tailnum.notna()].sort_values("scheduled_at").tail(60).reset_index(drop=True)
+    departures = [
+        {"scheduled_at": row.scheduled_at.isoformat(), "carrier": row.carrier,
+         "origin": row.origin, "dest": row.dest, "tailnum": row.tailnum,
+         "distance": row.distance}
+        for row in last.itertuples()
+    ]  # fmt: skip
+    server = Server(flight_project, "--model", "flight_delays")
+    try:
+        server.wait_up()
+        for _ in range(600):
+            if httpx.get(f"{server.url}/ready").status_code == 200:
+                break
+            time.sleep(0.1)
+        answer = httpx.post(f"{server.url}/predict", json={"records": departures}).json()
+        bad = httpx.post(f"{server.url}/predict", json={"records": [{**departures[0],
+                         "scheduled_at": "tomorrow", "gate": "B12"}]})  # fmt: skip
+    finally:
+        server.stop()
+
+    # Expected: the offline features, except the weather online is the latest observation,
+    # so departures scheduled before it get none (the store has no older value to give).
+    weather, _ = project.lake.read("features_weather_at_origin")
+    latest = last.origin.map(weather.groupby("origin").time_hour.max())
+    before = (last.scheduled_at < latest).to_numpy()
+    expected = last[FEATURES].copy()
+    expected.loc[before, list(weather_at_origin.features)] = np.nan
+    project.tracker.activate()
+    model = mlflow.sklearn.load_model("models:/flight_delays/1")
+    assert answer.get("version") == "1", answer
+    assert answer["predictions"] == pytest.approx(model.predict_proba(expected)[:, 1], abs=1e-9)
+    assert 0 < before.sum() < len(last)
+    planes, _ = project.lake.read("features_plane")
+    unknown = int((~last.tailnum.isin(planes.tailnum)).sum())  # not in the plane register
+    assert answer["feature_misses"] == {"weather_at_origin": int(before.sum()), "plane": unknown}
+    assert bad.status_code == 422
+    problems = {p["field"]: p["error"] for p in bad.json()["problems"]}
+    assert problems["scheduled_at"] == "expected an ISO 8601 time, got 'tomorrow'"
+    assert "not a request field of feature service 'departure'" in problems["gate"]
+
+    labels = last[["origin", "tailnum", "scheduled_at", "delayed"]]
+    project.lake.replace("departures", labels)
+    out = subprocess.run([*ESTEIRA, "monitor", "-p", str(flight_project), "--since", "1d",
+                          "--labels", "departures"], capture_output=True, text=True,
+                         env=_env(), timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    record = project.metadata.latest_monitoring("flight_delays")
+    assert record.rows == len(last) and record.metrics["rows"] == len(last)
+
+    # A table of departures alone is scored with the offline store, as of each departure.
+    fields = ["scheduled_at", "carrier", "origin", "dest", "tailnum", "distance", "flight"]
+    project.lake.replace("scheduled", last[fields])
+    out = subprocess.run([*ESTEIRA, "predict", "-p", str(flight_project), "--input", "scheduled",
+                          "--output", "scored", "--keep", "flight"], capture_output=True,
+                         text=True, env=_env(), timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    scored, _ = project.lake.read("scored")
+    assert scored.flight.tolist() == last.flight.tolist()
+    offline = model.predict_proba(last[FEATURES])[:, 1]
+    assert scored.prediction.to_numpy() == pytest.approx(offline, abs=1e-9)

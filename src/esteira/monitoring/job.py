@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from esteira.errors import EsteiraError
 from esteira.monitoring.monitor import monitor_batch, reference_profile
@@ -27,9 +27,10 @@ class MonitorResult:
 
 
 def prediction_log(
-    project: Project, model: str, since: timedelta | None, labels: str | None
-) -> pd.DataFrame:
-    """The served rows of `model` (not shadow), features expanded, labels joined by request."""
+    project: Project, model: str, version: str, since: timedelta | None
+) -> tuple[pd.DataFrame, list[Any]]:
+    """The rows `version` of `model` served (not shadow), with their features expanded, and
+    the predictions it answered them with."""
     import pandas as pd
 
     table = f"predictions_{model}"
@@ -38,18 +39,59 @@ def prediction_log(
     logged, _ = project.lake.read(table, filters=[("shadow", "=", False)])
     if since is not None:
         logged = logged[logged["at"] >= pd.Timestamp(datetime.now(UTC) - since)]
-    if logged.empty:
-        raise EsteiraError(f"the prediction log '{table}' has no rows in that window")
-    features = pd.DataFrame.from_records([json.loads(f) for f in logged["features"]])
-    frame = pd.concat([logged[["request_id", "row", "at", "version"]].reset_index(drop=True),
+    served = logged[logged["version"] == str(version)]
+    if served.empty:
+        versions = ", ".join(sorted(set(logged["version"]), key=int)) or "none"
+        raise EsteiraError(f"the prediction log '{table}' has no rows of version {version} in "
+                           f"that window (versions there: {versions}); pass --version")  # fmt: skip
+    features = pd.DataFrame.from_records([json.loads(f) for f in served["features"]])
+    frame = pd.concat([served[["request_id", "row", "at", "version"]].reset_index(drop=True),
                        features], axis=1)  # fmt: skip
-    if labels:
-        truth, _ = project.lake.read(labels)
-        keys = [k for k in ("request_id", "row") if k in truth.columns]
-        if "request_id" not in keys:
-            raise EsteiraError(f"labels table '{labels}' needs a request_id column to join on")
-        frame = frame.merge(truth, on=keys, how="left")
-    return frame
+    return frame, [json.loads(p) for p in served["prediction"]]
+
+
+def join_labels(
+    project: Project,
+    model: str,
+    version: str,
+    served: pd.DataFrame,
+    labels: str,
+    on: list[str] | None = None,
+) -> pd.DataFrame:
+    """Served rows with the labels of the lake table `labels`, matched on `on`: by default
+    the request id (and row) when the labels carry it, else the entity keys and time of
+    the feature service the version was trained through (labels of an event arrive with
+    the event, not with the request that predicted it)."""
+    import pandas as pd
+
+    from esteira.registry import Registry
+
+    truth, _ = project.lake.read(labels)
+    label = project.settings.ct.label
+    if label not in truth.columns:
+        raise EsteiraError(f"labels table '{labels}' has no column '{label}' ([ct] label)")
+    if not on:
+        service, _ = Registry(project).feature_service(model, version)
+        if "request_id" in truth.columns:
+            on = [k for k in ("request_id", "row") if k in truth.columns]
+        elif service is not None and service.at:
+            on = service.event_keys
+        else:
+            raise EsteiraError(
+                f"labels table '{labels}' has no request_id; name the columns that identify "
+                "an event in both the labels and the served rows with --join-on"
+            )
+    for side, frame in (("labels table", truth), ("served rows", served)):
+        missing = [k for k in on if k not in frame.columns]
+        if missing:
+            raise EsteiraError(f"the {side} have no column {missing} to join labels on")
+    truth = truth[[*on, label]].drop_duplicates(on, keep="last")
+    served = served.drop(columns=[label], errors="ignore")
+    for key in on:  # times compare as instants, whatever their zone or text form
+        if pd.api.types.is_datetime64_any_dtype(truth[key]):
+            truth[key] = pd.to_datetime(truth[key], utc=True)
+            served[key] = pd.to_datetime(served[key], utc=True, format="ISO8601")
+    return served.merge(truth, on=on, how="left")
 
 
 def run_monitor(
@@ -61,6 +103,7 @@ def run_monitor(
     since: timedelta | None = None,
     labels: str | None = None,
     report: Path | None = None,
+    join_on: list[str] | None = None,
 ) -> MonitorResult:
     from esteira.registry import CHAMPION, Registry
 
@@ -70,18 +113,20 @@ def run_monitor(
         if champion is None:
             raise EsteiraError(f"'{model}' has no champion; pass --version")
         version = champion.version
+    served = None  # predictions as answered, when the data is the prediction log
     if table:
         filters = [(ct.batch_column, "=", batch)] if batch else None
         data, table_version = project.lake.read(table, filters=filters)
         name = f"{table}@v{table_version}" + (f" batch {batch}" if batch else "")
     else:
-        data = prediction_log(project, model, since, labels)
+        data, served = prediction_log(project, model, version, since)
         name = "prediction log" + (f", last {since}" if since else "")
+    if labels:
+        data = join_labels(project, model, version, data, labels, join_on)
     reference = reference_profile(project, model, version, ct.reference_output)
     segment = project.settings.gates.segment
-    record, predictions = monitor_batch(
-        project, model, version, batch or name, data, ct.label, reference, "monitor", segment
-    )
+    record, predictions = monitor_batch(project, model, version, batch or name, data, ct.label,
+                                        reference, "monitor", segment, served)  # fmt: skip
     history = list(reversed(project.metadata.monitoring_history(model, limit=36)))
     import pandas as pd
 

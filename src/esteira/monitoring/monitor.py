@@ -125,13 +125,18 @@ def monitor_batch(
     reference: Profile,
     source: str = "monitor",
     segment: str | None = None,
+    served: np.ndarray | None = None,
 ) -> tuple[MonitoringRecord, np.ndarray]:
-    """Drift of `data`'s model inputs and of the model's predictions, and its metrics; the
-    stored record and the predictions."""
+    """Drift of `data`'s model inputs and of the model's predictions (`served`, as the
+    prediction log has them, or scored now), and its metrics; the stored record and the
+    predictions."""
     from esteira.validation.model import load_for_scoring, positive_scores
 
     model, features = load_for_scoring(project, f"models:/{name}/{version}")
-    predictions = positive_scores(model.predict(data[features]))
+    if served is None:
+        predictions = positive_scores(model.predict(data[features]))
+    else:
+        predictions = positive_scores(served)
     drifted = drift_of(reference, data, features)
     share = sum(d["drifted"] for d in drifted.values()) / len(drifted) if drifted else 0.0
     if PREDICTION in reference.columns:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from esteira.features import FeatureStore
+    from esteira.features import FeatureService, FeatureStore
     from esteira.lake import Lake
     from esteira.pipelines.artifacts import ArtifactRef
     from esteira.project import Project
@@ -115,11 +115,16 @@ class Context:
         predict_fn: str = "predict",
         tags: Mapping[str, str] | None = None,
         alias: str | None = None,
+        features: FeatureService | None = None,
     ) -> RegisteredModel:
         """Log a model to MLflow with signature and requirements, and register it with tags
         that link it to this run, its code version and the data versions it came from;
-        `alias` (e.g. "challenger") is then pointed at the new version."""
+        `alias` (e.g. "challenger") is then pointed at the new version. With `features`, the
+        feature service it was trained through: served, it then also takes requests that
+        carry only the service's request fields."""
         all_tags = {**self._lineage_tags(), "esteira.step": self.step, **(tags or {})}
+        if features is not None:
+            all_tags |= features.tags
         registered = self._tracker.log_model(
             self.mlflow_run_id, model, register_as, input_example, predict_fn, all_tags
         )

@@ -1,6 +1,7 @@
 """The prediction service.
 
-    POST /predict        {"records": [{...}, ...]} -> predictions, with the model version
+    POST /predict        {"records": [{...}, ...]} -> predictions, with the model version;
+                         rows carry the model's inputs, or its feature service's fields
     GET  /health         the process is up
     GET  /ready          a model is loaded (503 with the reason until then)
     GET  /model          name, version, alias, signature, loaded at
@@ -28,7 +29,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.background import BackgroundTask
 
+from esteira.errors import EsteiraError
 from esteira.serving.batching import Batcher
+from esteira.serving.inputs import needs_lookup, prepare
 from esteira.serving.loaded import LoadedModel, ModelSlot
 from esteira.serving.predlog import Logged, PredictionLog, now
 from esteira.serving.requests import BadRequest, parse
@@ -64,6 +67,8 @@ class _Metrics:
                                  buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
         self.version = Gauge("esteira_model_version", "Version being served", ["model", "alias"],
                              registry=self.registry)  # fmt: skip
+        self.misses = Counter("esteira_feature_misses", "Rows a feature view had no fresh "
+                              "value for", ["view"], registry=self.registry)  # fmt: skip
 
     def text(self) -> bytes:
         from prometheus_client import generate_latest
@@ -114,18 +119,31 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
                 metrics, started, 503, {"error": "no model loaded", "reason": slot.error}
             )
         try:
-            rows = parse(await request.body(), model.columns, config.max_rows)
+            rows = parse(await request.body(), config.max_rows)
+            if needs_lookup(model, rows):  # reads the online store: off the event loop
+                inputs = await asyncio.to_thread(prepare, model, rows, project.features)
+            else:
+                inputs = prepare(model, rows, project.features)
         except BadRequest as bad:
             return _answer(metrics, started, bad.status, bad.body())
-        values = await batcher.predict(model, rows)
+        except EsteiraError as e:  # the feature store is not ready for this model
+            return _answer(metrics, started, 503, {"error": str(e)})
+        for view, missed in inputs.misses.items():
+            metrics.misses.labels(view).inc(missed)
+        values = await batcher.predict(model, inputs.frame)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         latency_ms = (time.perf_counter() - started) * 1000
         if config.log_predictions:
-            predictions.add(Logged(request_id, now(), model.version, latency_ms, rows, values))
+            predictions.add(
+                Logged(request_id, now(), model.version, latency_ms, inputs.logged, values)
+            )
         metrics.predictions.inc(len(values))
         metrics.version.labels(config.model, config.alias).set(float(model.version))
         body = {"request_id": request_id, "model": model.name, "version": model.version,
                 "predictions": values}  # fmt: skip
+        missed = {view: n for view, n in inputs.misses.items() if n}
+        if missed:  # rows predicted without these views' features (unknown entity or stale)
+            body["feature_misses"] = missed
         response = _answer(metrics, started, 200, body, {"x-model-version": model.version})
         if shadow is not None and shadow.current is not None and config.log_predictions:
             # After the response is sent: the shadow never slows or changes an answer.
@@ -134,10 +152,15 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
 
     def _shadow(challenger: LoadedModel, rows: list[Any], request_id: str) -> None:
         started = time.perf_counter()
-        values = challenger.predict_rows(rows)
+        try:
+            inputs = prepare(challenger, rows, project.features)
+        except (BadRequest, EsteiraError) as e:  # its inputs differ: nothing to compare
+            log(f"shadow version {challenger.version} cannot score request {request_id}: {e}")
+            return
+        values = challenger.predict(inputs.frame)
         latency_ms = (time.perf_counter() - started) * 1000
-        predictions.add(Logged(request_id, now(), challenger.version, latency_ms, rows, values,
-                               shadow=True))  # fmt: skip
+        predictions.add(Logged(request_id, now(), challenger.version, latency_ms, inputs.logged,
+                               values, shadow=True))  # fmt: skip
 
     @app.get("/health")
     async def health() -> dict[str, str]:

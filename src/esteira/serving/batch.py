@@ -1,6 +1,10 @@
 """Batch prediction: score a lake table in chunks and append the predictions, with the model
 version, the input table's version and the time, to an output table. Appending (never
-overwriting) keeps the history that monitoring compares over time."""
+overwriting) keeps the history that monitoring compares over time.
+
+A table of events that carries only the fields of the model's feature service (departures,
+without weather) gets its features from the offline store, as of each event's time: what
+training would have seen, where a request gets the online store's latest values."""
 
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ def predict_table(
     from esteira.metadata import BatchPredictionRecord
     from esteira.registry import Registry
     from esteira.serving.loaded import load
+    from esteira.serving.requests import model_frame
 
     started = time.perf_counter()
     if version is None:
@@ -56,18 +61,26 @@ def predict_table(
     table = project.lake.open(input_table)
     input_version = table.version()
     dataset = table.to_pyarrow_dataset()
+    has = dataset.schema.names
     names = [c.name for c in loaded.columns]
-    missing = [n for n in names if n not in dataset.schema.names]
-    if missing:
-        has = dataset.schema.names
+    missing = [n for n in names if n not in has]
+    service = loaded.service
+    lookup = bool(missing) and service is not None and set(service.fields) <= set(has)
+    if missing and not lookup:
+        fields = f" (or its feature service's fields {service.fields})" if service else ""
         raise EsteiraError(
-            f"table '{input_table}' lacks the model's inputs {missing}; it has {has}"
+            f"table '{input_table}' lacks the model's inputs {missing}{fields}; it has {has}"
         )
-    keep = [k for k in (keep or []) if k in dataset.schema.names and k not in names]
+    reads = service.fields if lookup and service else names
+    keep = [k for k in (keep or []) if k in has and k not in reads]
     run_id, total, done, output_version = uuid.uuid4().hex, dataset.count_rows(), 0, -1
-    for chunk in dataset.to_batches(columns=[*keep, *names], batch_size=chunk_rows):
+    for chunk in dataset.to_batches(columns=[*keep, *reads], batch_size=chunk_rows):
         frame = chunk.to_pandas()
-        frame["prediction"] = loaded.predict(frame[names])
+        if lookup and service:
+            inputs = model_frame(project.features.training_set(frame, service), loaded.columns)
+        else:
+            inputs = frame[names]
+        frame["prediction"] = loaded.predict(inputs)
         frame["model"], frame["model_version"] = model, str(version)
         frame["input_table"], frame["input_version"] = input_table, input_version
         frame["prediction_run"], frame["predicted_at"] = run_id, datetime.now(UTC)

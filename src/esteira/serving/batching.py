@@ -14,15 +14,17 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from esteira.serving.loaded import LoadedModel
+
+Waiting = tuple["LoadedModel", "pd.DataFrame", asyncio.Future]
 
 
 class Batcher:
     def __init__(self, max_rows: int = 4096) -> None:
         self.max_rows = max_rows
-        self._queue: asyncio.Queue[tuple[LoadedModel, list[dict[str, Any]], asyncio.Future]] = (
-            asyncio.Queue()
-        )
+        self._queue: asyncio.Queue[Waiting] = asyncio.Queue()
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -32,9 +34,9 @@ class Batcher:
         if self._task is not None:
             self._task.cancel()
 
-    async def predict(self, model: LoadedModel, rows: list[dict[str, Any]]) -> list[Any]:
+    async def predict(self, model: LoadedModel, frame: pd.DataFrame) -> list[Any]:
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((model, rows, future))
+        self._queue.put_nowait((model, frame, future))
         return await future
 
     async def _run(self) -> None:
@@ -45,27 +47,29 @@ class Batcher:
                 waiting.append(self._queue.get_nowait())
                 size += len(waiting[-1][1])
             # Requests taken before and after a hot swap hold different models.
-            by_model: dict[int, list[tuple[LoadedModel, list[dict[str, Any]], asyncio.Future]]] = {}
+            by_model: dict[int, list[Waiting]] = {}
             for item in waiting:
                 by_model.setdefault(id(item[0]), []).append(item)
             for group in by_model.values():
                 await self._predict_group(group)
 
-    async def _predict_group(self, group: list[tuple[LoadedModel, list, asyncio.Future]]) -> None:
+    async def _predict_group(self, group: list[Waiting]) -> None:
         model = group[0][0]
-        rows = [row for _, request_rows, _ in group for row in request_rows]
         try:
             if len(group) == 1:  # a lone request: no hop, lowest latency
-                values = model.predict_rows(rows)
+                values = model.predict(group[0][1])
             else:  # under load: let the loop read the next requests meanwhile
-                values = await asyncio.to_thread(model.predict_rows, rows)
+                import pandas as pd
+
+                frame = pd.concat([f for _, f, _ in group], ignore_index=True)
+                values = await asyncio.to_thread(model.predict, frame)
         except Exception as e:
             for _, _, future in group:
                 if not future.done():
                     future.set_exception(e)
             return
         start = 0
-        for _, request_rows, future in group:
+        for _, frame, future in group:
             if not future.done():
-                future.set_result(values[start : start + len(request_rows)])
-            start += len(request_rows)
+                future.set_result(values[start : start + len(frame)])
+            start += len(frame)

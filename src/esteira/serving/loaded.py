@@ -19,6 +19,7 @@ from esteira.errors import NotFound
 if TYPE_CHECKING:
     import pandas as pd
 
+    from esteira.features import FeatureService
     from esteira.project import Project
 
 
@@ -38,6 +39,10 @@ class LoadedModel:
     columns: list[Column]
     loaded_at: datetime
     _predict: Any
+    service: FeatureService | None = None
+    """The feature service it was trained through: requests may then carry only its fields."""
+    service_changed: bool = False
+    """The service's definition differs from the one the model was trained with."""
 
     def predict(self, frame: pd.DataFrame) -> list[Any]:
         """Predictions per row: the positive-class score for a binary classifier's
@@ -46,11 +51,6 @@ class LoadedModel:
         if values.ndim == 2 and values.shape[1] == 2:
             values = values[:, 1]
         return values.tolist()
-
-    def predict_rows(self, rows: list[dict[str, Any]]) -> list[Any]:
-        from esteira.serving.requests import to_frame
-
-        return self.predict(to_frame(rows, self.columns))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -62,6 +62,13 @@ class LoadedModel:
             "signature": [
                 {"name": c.name, "type": c.kind, "required": c.required} for c in self.columns
             ],
+            "feature_service": None
+            if self.service is None
+            else {
+                "name": self.service.name,
+                "request": [{"name": f, "type": k} for f, k in self.service.request],
+                "changed_since_training": self.service_changed,
+            },
         }
 
 
@@ -87,7 +94,11 @@ def load(project: Project, name: str, version: str, alias: str) -> LoadedModel:
         predict = getattr(native, meta.flavors["python_function"].get("predict_fn", "predict"))
     else:
         predict = mlflow.pyfunc.load_model(local).predict
-    return LoadedModel(name, str(version), alias, uri, columns, datetime.now(UTC), predict)
+    from esteira.registry import Registry
+
+    service, changed = Registry(project).feature_service(name, version)
+    return LoadedModel(name, str(version), alias, uri, columns, datetime.now(UTC), predict,
+                       service, changed)  # fmt: skip
 
 
 class ModelSlot:
@@ -127,6 +138,10 @@ class ModelSlot:
             previous, self.current, self.error = self.current, loaded, None
             was = f"from version {previous.version}" if previous else "first load"
             self.log(f"serving {self.name} version {version} ({self.alias}; {was})")
+            if loaded.service_changed:
+                self.log(f"warning: feature service '{loaded.service.name}' changed since "
+                         f"version {version} was trained; its features may differ from "
+                         "training")  # fmt: skip
             return True
 
     def watch(self, stop: threading.Event, interval_s: float) -> threading.Thread:

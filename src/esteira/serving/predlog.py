@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from esteira.lake import Lake
 
 
@@ -21,9 +23,16 @@ class Logged:
     at: datetime
     version: str
     latency_ms: float
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]] | pd.DataFrame
+    """The rows as sent, or as a feature service completed them."""
     predictions: list[Any]
     shadow: bool = False
+
+    def records(self) -> list[dict[str, Any]]:
+        if isinstance(self.rows, list):
+            return self.rows
+        # Through pandas' JSON: missing values as null (not NaN), times as ISO 8601.
+        return json.loads(self.rows.to_json(orient="records", date_format="iso", date_unit="us"))
 
 
 class PredictionLog:
@@ -83,7 +92,7 @@ class PredictionLog:
                     "prediction": json.dumps(prediction),
                 }
                 for e in batch
-                for i, (row, prediction) in enumerate(zip(e.rows, e.predictions, strict=True))
+                for i, (row, prediction) in enumerate(zip(e.records(), e.predictions, strict=True))
             ]
             try:
                 self.lake.append(self.table, pd.DataFrame.from_records(records))

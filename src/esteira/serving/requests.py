@@ -1,8 +1,9 @@
-"""Request bodies checked against the model's signature, with every problem named.
+"""Request bodies checked against the columns they must carry, with every problem named.
 
 Accepted: `{"records": [{...}, ...]}` (or MLflow's `{"dataframe_records": [...]}`, so the
-same clients work). Each row must have the signature's required columns and no others;
-numbers must be numbers, strings strings; null stands for a missing value.
+same clients work). Each row must have the required columns and no others; numbers must be
+numbers, strings strings, times ISO 8601 strings (UTC unless they carry an offset); null
+stands for a missing value.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,8 +31,8 @@ class BadRequest(Exception):
         return {"error": "invalid request", "problems": self.problems}
 
 
-def parse(raw: bytes, columns: list[Column], max_rows: int) -> list[dict[str, Any]]:
-    """The rows of a request body, or BadRequest naming what is wrong and where."""
+def parse(raw: bytes, max_rows: int) -> list[Any]:
+    """The rows of a request body, or BadRequest naming what is wrong with the body."""
     if not raw.strip():
         raise BadRequest(400, [{"error": 'empty body: send {"records": [{...}, ...]}'}])
     try:
@@ -46,13 +48,20 @@ def parse(raw: bytes, columns: list[Column], max_rows: int) -> list[dict[str, An
     if len(rows) > max_rows:
         message = f"{len(rows)} rows exceed the limit of {max_rows} per request; split the batch"
         raise BadRequest(413, [{"error": message}])
-    problems = [p for i, row in enumerate(rows) for p in _row_problems(i, row, columns)]
-    if problems:
-        raise BadRequest(422, problems[:100])
     return rows
 
 
-def _row_problems(index: int, row: Any, columns: list[Column]) -> list[dict[str, Any]]:
+def check(rows: list[Any], columns: list[Column], unknown: str) -> None:
+    """BadRequest naming each row and field that does not fit `columns`; `unknown` says
+    what a field that is not among them is not."""
+    problems = [p for i, row in enumerate(rows) for p in _row_problems(i, row, columns, unknown)]
+    if problems:
+        raise BadRequest(422, problems[:100])
+
+
+def _row_problems(
+    index: int, row: Any, columns: list[Column], unknown: str
+) -> list[dict[str, Any]]:
     if not isinstance(row, dict):
         return [{"row": index, "error": f"a row must be an object, got {type(row).__name__}"}]
     problems = []
@@ -73,13 +82,21 @@ def _row_problems(index: int, row: Any, columns: list[Column]) -> list[dict[str,
             problems.append(_wrong(index, c, value, "a string"))
         elif c.kind == "boolean" and not isinstance(value, bool):
             problems.append(_wrong(index, c, value, "true or false"))
+        elif c.kind == "datetime" and not _is_time(value):
+            problems.append(_wrong(index, c, value, "an ISO 8601 time"))
     known = {c.name for c in columns}
     problems += [
-        {"row": index, "field": name, "error": "not an input of this model"}
-        for name in row
-        if name not in known
+        {"row": index, "field": name, "error": unknown} for name in row if name not in known
     ]
     return problems
+
+
+def _is_time(value: Any) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _wrong(index: int, column: Column, value: Any, expected: str) -> dict[str, Any]:
@@ -87,15 +104,36 @@ def _wrong(index: int, column: Column, value: Any, expected: str) -> dict[str, A
 
 
 def to_frame(rows: list[dict[str, Any]], columns: list[Column]) -> pd.DataFrame:
-    """Rows as the DataFrame the model expects: its columns, in order, typed (null as NaN).
+    """Checked rows as a DataFrame of `columns`, in order, typed (null as NaN).
 
     Built column by column with NumPy: 20x faster than `DataFrame.from_records` + `astype`
     on small requests, where that overhead would be most of the service's own latency."""
-    import numpy as np
     import pandas as pd
 
-    data = {}
-    for c in columns:
-        values = [row.get(c.name) for row in rows]
-        data[c.name] = np.array(values, dtype="float64" if c.kind in NUMBER_KINDS else object)
+    data = {c.name: _typed([row.get(c.name) for row in rows], c.kind) for c in columns}
     return pd.DataFrame(data, copy=False)
+
+
+def model_frame(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
+    """The model's `columns` of a frame built by a feature service, typed as `to_frame`."""
+    import pandas as pd
+
+    from esteira.features import FeatureError
+
+    missing = [c.name for c in columns if c.name not in frame.columns]
+    if missing:
+        raise FeatureError(f"the feature service produced no column {missing} the model needs")
+    data = {c.name: _typed(frame[c.name].to_numpy(), c.kind) for c in columns}
+    return pd.DataFrame(data, copy=False)
+
+
+def _typed(values: Any, kind: str) -> Any:
+    import numpy as np
+
+    if kind in NUMBER_KINDS:
+        return np.asarray(values, dtype="float64")
+    if kind == "datetime":
+        import pandas as pd
+
+        return pd.to_datetime(pd.Series(values), utc=True, format="ISO8601")
+    return np.asarray(values, dtype=object)
