@@ -5,7 +5,9 @@ flight-delay champion), same machine, same client, loopback only, bounded reques
 
 Prints time to ready, single-row latency p50/p99 (sequential), requests/s and p99 with 8
 concurrent clients, 1,000-row batch latency, the in-process predict floor, and the ratios
-against the targets. The machine is shared and noisy: read the ratios.
+against the targets. The machine is shared and noisy: read the ratios. Then esteira alone
+on requests that carry only a departure (its features from the online store), which
+`mlflow models serve` cannot take.
 """
 
 from __future__ import annotations
@@ -140,6 +142,11 @@ def main() -> None:
         batch = complete.head(1000)
         row_body = {"dataframe_records": one.to_dict(orient="records")}
         batch_body = {"dataframe_records": batch.to_dict(orient="records")}
+        # The last departure: the online store's weather is from just before it.
+        departure = features.sort_values("scheduled_at").tail(1)
+        fields = ["carrier", "origin", "dest", "tailnum", "distance"]
+        key_body = {"records": [{"scheduled_at": departure.scheduled_at.iloc[0].isoformat(),
+                                 **departure[fields].iloc[0].to_dict()}]}  # fmt: skip
 
         floor = [time.perf_counter() for _ in range(0)]
         for _ in range(200):
@@ -176,6 +183,9 @@ def main() -> None:
                 single = sequential(url, row_body, args.requests)
                 rps, loaded = concurrent(url, row_body, args.concurrent_requests)
                 batches = sequential(url, batch_body, args.batches)
+                if name == "esteira serve":
+                    by_key = sequential(url, key_body, args.requests)
+                    key_rps, key_loaded = concurrent(url, key_body, args.concurrent_requests)
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
@@ -210,6 +220,11 @@ def main() -> None:
     print(f"  p99 with {CLIENTS} clients <= 1/4 of mlflow's: "
           f"{ours['p99_8_ms'] / theirs['p99_8_ms']:.2f} of it")  # fmt: skip
     print(f"  single-row p50 within 2 ms of the floor: +{ours['p50_ms'] - floor_ms:.2f} ms")
+    print("\nesteira, requests carrying only the departure (features from the online store):")
+    print(f"  1 row, sequential p50 / p99: {statistics.median(by_key) * 1000:.2f} / "
+          f"{percentile(by_key, 0.99) * 1000:.2f} ms")  # fmt: skip
+    print(f"  {CLIENTS} clients: {key_rps:.0f} requests/s, p99 "
+          f"{percentile(key_loaded, 0.99) * 1000:.2f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":

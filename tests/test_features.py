@@ -129,7 +129,7 @@ def test_a_service_gives_training_and_serving_the_same_features(store):
             "tailnum": ["N1", "N2", "N9"],
         }
     )
-    served, misses = store.serving_set(departure, requests)
+    served = store.serving_set(departure, requests)
     trained = store.training_set(requests, departure)
     pd.testing.assert_frame_equal(served.iloc[:2], trained.iloc[:2], check_dtype=False)
     assert served.temp.tolist()[:2] == [99.0, 60.0]
@@ -137,8 +137,7 @@ def test_a_service_gives_training_and_serving_the_same_features(store):
     # Row 3: at T the online store's EWR value (T + 1s) is from the future; N9 is unknown.
     assert pd.isna(served.temp[2]) and pd.isna(served.seats[2]) and pd.isna(trained.seats[2])
     assert trained.temp[2] == 70.0  # offline keeps history: the value of T - 1h
-    assert misses == {"weather": 1, "plane": 1}
-    late = store.serving_set(departure, requests.assign(scheduled_at=T + pd.Timedelta("4h")))[0]
+    late = store.serving_set(departure, requests.assign(scheduled_at=T + pd.Timedelta("4h")))
     assert late.temp.isna().all()  # past the TTL
     with pytest.raises(FeatureError, match=r"needs columns \['tailnum'\]"):
         store.serving_set(departure, requests.drop(columns="tailnum"))
@@ -165,10 +164,12 @@ from datetime import timedelta
 import pandas as pd
 
 from esteira import pipeline, step
-from esteira.features import feature_view
+from esteira.features import feature_service, feature_view
 
 temps = feature_view("temps", source="readings", entities=["site"], timestamp="at",
                      features=["temp"], ttl=timedelta(hours=1), description="hourly readings")
+visit = feature_service("visit", request={"site": "string", "when": "datetime"}, views=[temps],
+                        at="when")
 
 
 @step
@@ -189,6 +190,7 @@ flow = pipeline("flow", [materialize, training])
 def test_views_are_found_in_project_modules_and_reads_are_lineage(write_project):
     project = load_project(write_project(VIEWS))
     assert list(project.feature_views) == ["temps"]
+    assert list(project.feature_services) == ["visit"]
     project.lake.append(
         "readings",
         pd.DataFrame(
@@ -219,6 +221,7 @@ def test_features_cli_lists_and_shows_views(write_project):
     assert (
         listed.returncode == 0 and "temps" in listed.stdout and "not materialized" in listed.stdout
     )
+    assert "feature services" in listed.stdout and "site (string), when (datetime)" in listed.stdout
     project.run("flow")
     shown = esteira("features", "show", "temps", "-p", str(root))
     assert shown.returncode == 0, shown.stderr

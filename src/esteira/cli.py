@@ -281,6 +281,8 @@ def demo(
         f"  esteira ui -p {project}\n"
         "  # one step by hand, on the latest upstream artifacts\n"
         f"  esteira run {pipeline} -p {project} --only evaluate\n"
+        "  # serve the champion on http://127.0.0.1:8080 (README: Serving, for a curl)\n"
+        f"  esteira serve -p {project} --port 8080\n"
         "Run the demo again: every step is a cache hit.",
         highlight=False,
     )

@@ -9,12 +9,13 @@ import typer
 
 from esteira.commands.common import ProjectOption, new_console
 
-app = typer.Typer(help="Discover the project's feature views.", no_args_is_help=True)
+app = typer.Typer(help="Discover the project's feature views and services.", no_args_is_help=True)
 
 
 @app.command("list")
 def features_list(project: ProjectOption = Path(".")) -> None:
-    """List the feature views: source, entities, features, TTL, offline table version.
+    """List the feature views (source, entities, features, TTL, offline table version) and
+    the feature services (request fields, views, time field).
 
     Example: esteira features list --project examples/flight_delays
     """
@@ -37,7 +38,21 @@ def features_list(project: ProjectOption = Path(".")) -> None:
             str(v.ttl or "-"),
             f"v{version}" if version is not None else "not materialized",
         )
-    new_console().print(table)
+    console = new_console()
+    console.print(table)
+    if p.feature_services:
+        services = Table(title="feature services", title_justify="left")
+        for col in ("service", "request", "views", "at", "derive"):
+            services.add_column(col, overflow="fold")
+        for s in sorted(p.feature_services.values(), key=lambda s: s.name):
+            services.add_row(
+                s.name,
+                ", ".join(f"{f} ({k})" for f, k in s.request),
+                ", ".join(v.name for v in s.views),
+                s.at or "(now)",
+                getattr(s.derive, "__name__", "") or "-",
+            )
+        console.print(services)
 
 
 @app.command("show")

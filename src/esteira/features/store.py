@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from esteira.errors import NotFound
 from esteira.features.definitions import FeatureError, FeatureService, FeatureView
 from esteira.features.online import OnlineStore
-from esteira.features.online import missing_value as _missing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,24 +143,18 @@ class FeatureStore:
                         for f, values in features.items()}  # fmt: skip
         return features
 
-    def serving_set(
-        self, service: FeatureService, requests: pd.DataFrame
-    ) -> tuple[pd.DataFrame, dict[str, int]]:
-        """Requests (the service's request fields) with their online features and derived
-        columns, and per view the number of rows it had no value for."""
+    def serving_set(self, service: FeatureService, requests: pd.DataFrame) -> pd.DataFrame:
+        """Requests (the service's request fields) with their online features (empty where
+        none is fresh) and derived columns."""
         import pandas as pd
 
         _require_fields(service, requests)
         requests = requests.reset_index(drop=True)
         at = requests[service.at] if service.at else None
         columns: dict[str, Any] = {c: requests[c].to_numpy() for c in requests.columns}
-        misses = {}
         for view in service.views:
-            found = self._online_values(view, requests, at)
-            empty = [all(_missing(v) for v in row) for row in zip(*found.values(), strict=True)]
-            misses[view.name] = sum(empty)
-            columns |= found
-        return service.apply_derive(pd.DataFrame(columns)), misses
+            columns |= self._online_values(view, requests, at)
+        return service.apply_derive(pd.DataFrame(columns))
 
 
 def _usable(view: FeatureView, observed: list[Any], at: datetime | pd.Series | None) -> Any:

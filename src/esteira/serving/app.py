@@ -31,7 +31,7 @@ from starlette.background import BackgroundTask
 
 from esteira.errors import EsteiraError
 from esteira.serving.batching import Batcher
-from esteira.serving.inputs import needs_lookup, prepare
+from esteira.serving.inputs import check_rows, complete
 from esteira.serving.loaded import LoadedModel, ModelSlot
 from esteira.serving.predlog import Logged, PredictionLog, now
 from esteira.serving.requests import BadRequest, parse
@@ -88,7 +88,7 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
     predictions = PredictionLog(project.lake, f"predictions_{config.model}", config.model,
                                 flush_s=config.flush_s, log=log)  # fmt: skip
     metrics = _Metrics()
-    batcher = Batcher()
+    batcher = Batcher(project.features)
     stop = threading.Event()
 
     @asynccontextmanager
@@ -119,18 +119,14 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
                 metrics, started, 503, {"error": "no model loaded", "reason": slot.error}
             )
         try:
-            rows = parse(await request.body(), config.max_rows)
-            if needs_lookup(model, rows):  # reads the online store: off the event loop
-                inputs = await asyncio.to_thread(prepare, model, rows, project.features)
-            else:
-                inputs = prepare(model, rows, project.features)
+            checked = check_rows(model, parse(await request.body(), config.max_rows))
+            values, inputs = await batcher.predict(model, checked)
         except BadRequest as bad:
             return _answer(metrics, started, bad.status, bad.body())
         except EsteiraError as e:  # the feature store is not ready for this model
             return _answer(metrics, started, 503, {"error": str(e)})
         for view, missed in inputs.misses.items():
             metrics.misses.labels(view).inc(missed)
-        values = await batcher.predict(model, inputs.frame)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         latency_ms = (time.perf_counter() - started) * 1000
         if config.log_predictions:
@@ -147,19 +143,19 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
         response = _answer(metrics, started, 200, body, {"x-model-version": model.version})
         if shadow is not None and shadow.current is not None and config.log_predictions:
             # After the response is sent: the shadow never slows or changes an answer.
-            response.background = BackgroundTask(_shadow, shadow.current, rows, request_id)
+            response.background = BackgroundTask(_shadow, shadow.current, checked.rows, request_id)
         return response
 
     def _shadow(challenger: LoadedModel, rows: list[Any], request_id: str) -> None:
         started = time.perf_counter()
         try:
-            inputs = prepare(challenger, rows, project.features)
+            frame, (share,) = complete(challenger, [check_rows(challenger, rows)], project.features)
         except (BadRequest, EsteiraError) as e:  # its inputs differ: nothing to compare
             log(f"shadow version {challenger.version} cannot score request {request_id}: {e}")
             return
-        values = challenger.predict(inputs.frame)
+        values = challenger.predict(frame)
         latency_ms = (time.perf_counter() - started) * 1000
-        predictions.add(Logged(request_id, now(), challenger.version, latency_ms, inputs.logged,
+        predictions.add(Logged(request_id, now(), challenger.version, latency_ms, share.logged,
                                values, shadow=True))  # fmt: skip
 
     @app.get("/health")
