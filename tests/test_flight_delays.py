@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from mlflow import MlflowClient
 
@@ -167,10 +165,7 @@ def test_departures_are_served_by_entity_keys_and_labels_join_by_entity_and_time
     server = Server(flight_project, "--model", "flight_delays")
     try:
         server.wait_up()
-        for _ in range(600):
-            if httpx.get(f"{server.url}/ready").status_code == 200:
-                break
-            time.sleep(0.1)
+        server.wait_ready()
         answer = httpx.post(f"{server.url}/predict", json={"records": departures}).json()
         # One departure a request, 8 at a time: micro-batched lookups answer each its own.
         from concurrent.futures import ThreadPoolExecutor
@@ -206,6 +201,18 @@ def test_departures_are_served_by_entity_keys_and_labels_join_by_entity_and_time
     problems = {p["field"]: p["error"] for p in bad.json()["problems"]}
     assert problems["scheduled_at"] == "expected an ISO 8601 time, got 'tomorrow'"
     assert "not a request field of feature service 'departure'" in problems["gate"]
+
+    # Without an online store (never materialized here) a lookup is refused, not guessed.
+    (project.settings.home / "online.db").rename(project.settings.home / "online.db.kept")
+    server = Server(flight_project, "--model", "flight_delays")
+    try:
+        server.wait_up()
+        server.wait_ready()
+        refused = httpx.post(f"{server.url}/predict", json={"records": departures[:1]})
+    finally:
+        server.stop()
+        (project.settings.home / "online.db.kept").rename(project.settings.home / "online.db")
+    assert refused.status_code == 503 and "materialize" in refused.json()["error"]
 
     labels = last[["origin", "tailnum", "scheduled_at", "delayed"]]
     project.lake.replace("departures", labels)

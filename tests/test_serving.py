@@ -68,6 +68,13 @@ class Server:
                 time.sleep(0.1)
         raise AssertionError("the server did not come up")
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until a model is loaded."""
+        deadline = time.monotonic() + timeout
+        while httpx.get(f"{self.url}/ready").status_code != 200:
+            assert time.monotonic() < deadline, "no model was loaded"
+            time.sleep(0.1)
+
     def stop(self) -> tuple[str, str]:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -220,10 +227,7 @@ def test_not_ready_until_the_alias_exists_and_unknown_models_fail_at_start(root,
     assert ready.status_code == 503 and "has no 'production' yet" in ready.json()["reason"]
     assert httpx.post(f"{server.url}/predict", json={"records": ROWS}).status_code == 503
     Registry(load_project(root)).promote("toy", "1", reason="go live", alias="production")
-    deadline = time.monotonic() + 30
-    while httpx.get(f"{server.url}/ready").status_code != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    server.wait_ready(timeout=30)
 
     unknown = subprocess.run([*ESTEIRA, "serve", "-p", str(root), "--model", "nope"],
                              capture_output=True, text=True, env=_env(), timeout=120)  # fmt: skip
