@@ -129,7 +129,7 @@ def test_a_service_gives_training_and_serving_the_same_features(store):
             "tailnum": ["N1", "N2", "N9"],
         }
     )
-    served = store.serving_set(departure, requests)
+    served, missed = store.serving_set(departure, requests)
     trained = store.training_set(requests, departure)
     pd.testing.assert_frame_equal(served.iloc[:2], trained.iloc[:2], check_dtype=False)
     assert served.temp.tolist()[:2] == [99.0, 60.0]
@@ -137,7 +137,8 @@ def test_a_service_gives_training_and_serving_the_same_features(store):
     # Row 3: at T the online store's EWR value (T + 1s) is from the future; N9 is unknown.
     assert pd.isna(served.temp[2]) and pd.isna(served.seats[2]) and pd.isna(trained.seats[2])
     assert trained.temp[2] == 70.0  # offline keeps history: the value of T - 1h
-    late = store.serving_set(departure, requests.assign(scheduled_at=T + pd.Timedelta("4h")))
+    assert missed == {"weather": [False, False, True], "plane": [False, False, True]}
+    late, _ = store.serving_set(departure, requests.assign(scheduled_at=T + pd.Timedelta("4h")))
     assert late.temp.isna().all()  # past the TTL
     with pytest.raises(FeatureError, match=r"needs columns \['tailnum'\]"):
         store.serving_set(departure, requests.drop(columns="tailnum"))

@@ -49,7 +49,7 @@ class OnlineStore:
         columns = [*entities, *([view.timestamp] if view.timestamp else []), *view.features]
         wanted = list(zip(*(keys[e].tolist() for e in entities), strict=True))
         # JSON numbers arrive as floats; 1545.0 and 1545 are the same dict key, as in SQL.
-        distinct = list({k for k in wanted if not any(_missing(v) for v in k)})
+        distinct = list({k for k in wanted if not any(is_missing(v) for v in k)})
         select = ", ".join(f'"{c}"' for c in columns)
         match = "(" + ", ".join(f'"{e}"' for e in entities) + ")"
         one = "(" + ", ".join("?" * len(entities)) + ")"
@@ -82,5 +82,5 @@ class OnlineStore:
         return con
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from esteira.errors import NotFound
 from esteira.features.definitions import FeatureError, FeatureService, FeatureView
-from esteira.features.online import OnlineStore
+from esteira.features.online import OnlineStore, is_missing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -143,18 +143,24 @@ class FeatureStore:
                         for f, values in features.items()}  # fmt: skip
         return features
 
-    def serving_set(self, service: FeatureService, requests: pd.DataFrame) -> pd.DataFrame:
+    def serving_set(
+        self, service: FeatureService, requests: pd.DataFrame
+    ) -> tuple[pd.DataFrame, dict[str, list[bool]]]:
         """Requests (the service's request fields) with their online features (empty where
-        none is fresh) and derived columns."""
+        none is fresh) and derived columns; and per view, which rows it had no value for."""
         import pandas as pd
 
         _require_fields(service, requests)
         requests = requests.reset_index(drop=True)
         at = requests[service.at] if service.at else None
         columns: dict[str, Any] = {c: requests[c].to_numpy() for c in requests.columns}
+        missed = {}
         for view in service.views:
-            columns |= self._online_values(view, requests, at)
-        return service.apply_derive(pd.DataFrame(columns))
+            found = self._online_values(view, requests, at)
+            rows = zip(*found.values(), strict=True)
+            missed[view.name] = [all(is_missing(v) for v in row) for row in rows]
+            columns |= found
+        return service.apply_derive(pd.DataFrame(columns)), missed
 
 
 def _usable(view: FeatureView, observed: list[Any], at: datetime | pd.Series | None) -> Any:

@@ -5,9 +5,9 @@ A tabular model's cost on a few rows is mostly fixed overhead (the flight model 
 same ~5 ms for 1 row as for 8), and so is a feature lookup's (one online-store read and one
 `derive` call), so under concurrent load one call for all waiting requests multiplies
 throughput, while a lone request waits for nothing: the batch is whatever is queued when
-the model becomes free. A lone request with all its inputs is predicted on the event loop
-itself (a hop to a worker thread costs ~1 ms); lookups and batches go to a worker thread,
-so the loop reads and checks the next requests meanwhile.
+the model becomes free. A lone request is completed and predicted on the event loop itself
+(a hop to a worker thread costs ~1 ms); a batch goes to a worker thread, so the loop reads
+and checks the next requests meanwhile.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Batcher:
             return model.predict(frame), shares
 
         try:
-            if len(group) == 1 and not requests[0].lookup:  # no hop, lowest latency
+            if len(group) == 1:  # a lone request: no hop, lowest latency
                 values, shares = work()
             else:  # let the loop read the next requests meanwhile
                 values, shares = await asyncio.to_thread(work)

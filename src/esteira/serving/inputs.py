@@ -72,13 +72,11 @@ def complete(
     service = model.service
     if not requests[0].lookup or service is None:
         return to_frame(rows, model.columns), [Completed(r.rows, {}) for r in requests]
-    served = features.serving_set(service, to_frame(rows, _request_columns(service)))
-    missing = {v.name: served[list(v.features)].isna().all(axis=1).to_numpy()
-               for v in service.views}  # fmt: skip
+    served, missed = features.serving_set(service, to_frame(rows, _request_columns(service)))
     shares, start = [], 0
     for r in requests:
         end = start + len(r.rows)
-        misses = {view: int(rows[start:end].sum()) for view, rows in missing.items()}
+        misses = {view: sum(rows[start:end]) for view, rows in missed.items()}
         shares.append(Completed(served.iloc[start:end], misses))
         start = end
     return model_frame(served, model.columns), shares
