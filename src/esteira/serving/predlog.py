@@ -9,6 +9,7 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,12 +28,6 @@ class Logged:
     """The rows as sent, or as a feature service completed them."""
     predictions: list[Any]
     shadow: bool = False
-
-    def records(self) -> list[dict[str, Any]]:
-        if isinstance(self.rows, list):
-            return self.rows
-        # Through pandas' JSON: missing values as null (not NaN), times as ISO 8601.
-        return json.loads(self.rows.to_json(orient="records", date_format="iso", date_unit="us"))
 
 
 class PredictionLog:
@@ -91,8 +86,8 @@ class PredictionLog:
                     "features": json.dumps(row, default=str),
                     "prediction": json.dumps(prediction),
                 }
-                for e in batch
-                for i, (row, prediction) in enumerate(zip(e.records(), e.predictions, strict=True))
+                for e, rows in zip(batch, _as_records(batch), strict=True)
+                for i, (row, prediction) in enumerate(zip(rows, e.predictions, strict=True))
             ]
             try:
                 self.lake.append(self.table, pd.DataFrame.from_records(records))
@@ -116,6 +111,27 @@ class PredictionLog:
             self._wake.wait(self.flush_s)
             self._wake.clear()
             self.flush()
+
+
+def _as_records(batch: list[Logged]) -> list[list[dict[str, Any]]]:
+    """Each entry's rows as dicts. Completed frames go through pandas' JSON together, in one
+    call per flush rather than one per request: missing values as null (not NaN), times as
+    ISO 8601."""
+    import pandas as pd
+
+    frames = [e.rows for e in batch if not isinstance(e.rows, list)]
+    converted = iter([])
+    if frames:
+        text = pd.concat(frames).to_json(orient="records", date_format="iso", date_unit="us")
+        converted = iter(json.loads(text))
+    out = []
+    for e in batch:
+        if isinstance(e.rows, list):
+            out.append(e.rows)
+        else:  # keep each frame's own columns: frames of other services may differ
+            columns = list(e.rows.columns)
+            out.append([{c: row[c] for c in columns} for row in islice(converted, len(e.rows))])
+    return out
 
 
 def now() -> datetime:
