@@ -76,7 +76,7 @@ def complete(
     shares, start = [], 0
     for r in requests:
         end = start + len(r.rows)
-        misses = {view: sum(rows[start:end]) for view, rows in missed.items()}
+        misses = {view: sum(flags[start:end]) for view, flags in missed.items()}
         shares.append(Completed(served.iloc[start:end], misses))
         start = end
     return model_frame(served, model.columns), shares
