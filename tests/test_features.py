@@ -227,5 +227,7 @@ def test_features_cli_lists_and_shows_views(write_project):
     shown = esteira("features", "show", "temps", "-p", str(root))
     assert shown.returncode == 0, shown.stderr
     assert "hourly readings" in shown.stdout and "v0, 1 rows" in shown.stdout
+    service = esteira("features", "show", "visit", "-p", str(root))
+    assert service.returncode == 0 and "looks up      temps: temp" in service.stdout
     missing = esteira("features", "show", "nope", "-p", str(root))
     assert missing.returncode == 1 and "no feature view 'nope' (views: temps)" in missing.stderr

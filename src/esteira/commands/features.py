@@ -57,18 +57,30 @@ def features_list(project: ProjectOption = Path(".")) -> None:
 
 @app.command("show")
 def features_show(
-    view: Annotated[str, typer.Argument(help="Feature view name.")],
+    view: Annotated[str, typer.Argument(help="Feature view or service name.")],
     project: ProjectOption = Path("."),
 ) -> None:
-    """Show one feature view: its definition, and its offline table's size and history.
+    """Show one feature view (its definition, and its offline table's size and history) or
+    feature service (what requests carry, what is looked up, what is derived).
 
     Example: esteira features show weather_at_origin --project examples/flight_delays
     """
     from esteira.project import load_project
 
     p = load_project(project)
-    v = p.features.view(view)
     console = new_console()
+    if view in p.feature_services:
+        service = p.feature_services[view]
+        console.print(f"[bold]{service.name}[/]  {service.description}", highlight=False)
+        for label, value in (
+            ("request", ", ".join(f"{f} ({k})" for f, k in service.request)),
+            ("at", service.at or "(the time of the request)"),
+            ("looks up", ", ".join(f"{v.name}: {', '.join(v.features)}" for v in service.views)),
+            ("derive", getattr(service.derive, "__name__", "") or "none"),
+        ):
+            console.print(f"  {label:<14}{value}", highlight=False)
+        return
+    v = p.features.view(view)
     console.print(f"[bold]{v.name}[/]  {v.description}", highlight=False)
     for label, value in (
         ("source", v.source),
