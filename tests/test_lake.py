@@ -47,3 +47,21 @@ def test_errors_name_the_table_and_what_exists(tmp_path: Path):
     with pytest.raises(LakeError, match="Check that the batch has the table's columns"):
         lake.append("events", pd.DataFrame({"k": ["not a number"]}))
     assert lake.read("events")[0].k.tolist() == [1]  # the bad batch changed nothing
+
+
+def test_schema_evolves_by_adding_columns_only(tmp_path: Path):
+    """A batch may bring a new column (earlier rows read it as empty); one that lacks a
+    column is refused, naming it; replacing the whole table takes the new schema."""
+    lake = Lake(tmp_path)
+    lake.replace("t", pd.DataFrame({"k": [1], "batch": ["a"]}), where="batch = 'a'",
+                 partition_by=["batch"])  # fmt: skip
+    lake.replace("t", pd.DataFrame({"k": [2], "batch": ["b"], "new": ["x"]}), where="batch = 'b'")
+    df = lake.read("t")[0].sort_values("k")
+    assert df.new.isna().tolist() == [True, False]
+    with pytest.raises(LakeError, match=r"the batch lacks its columns \['new'\]"):
+        lake.append("t", pd.DataFrame({"k": [3], "batch": ["c"]}))
+    assert len(lake.read("t")[0]) == 2  # nothing written
+    version = lake.replace("t", pd.DataFrame({"other": [1.5], "batch": ["z"]}))
+    assert list(lake.read("t")[0].columns) == ["other", "batch"]
+    assert lake.open("t").metadata().partition_columns == ["batch"]
+    assert sorted(lake.read("t", version=version - 1)[0].k) == [1, 2]  # history kept

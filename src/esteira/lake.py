@@ -99,6 +99,8 @@ class Lake:
         """Overwrite the rows matching `where` (the whole table when None) with `df`.
 
         Writing the same batch twice therefore leaves it once: ingestion is idempotent.
+        Replacing the whole table takes the batch's schema; replacing rows (like appending)
+        may add columns, never drop them or change their types.
         """
         return self._write(table, df, "overwrite", where=where, partition_by=partition_by)
 
@@ -154,15 +156,25 @@ class Lake:
 
         path = self.path(table)
         path.parent.mkdir(parents=True, exist_ok=True)
-        exists = self.exists(table)
+        options: dict[str, Any] = {"partition_by": partition_by}
+        if self.exists(table):
+            existing = self.open(table)
+            if mode == "overwrite" and where is None:
+                # The whole table is replaced: its new schema is the batch's.
+                partitions = partition_by or existing.metadata().partition_columns
+                options = {"schema_mode": "overwrite", "partition_by": partitions or None}
+            else:
+                # Part of it: columns may be added (earlier rows read them as empty), never
+                # dropped, and types must match.
+                lacking = [f.name for f in existing.schema().fields if f.name not in df.columns]
+                if lacking:
+                    raise LakeError(
+                        f"cannot {mode} {len(df)} rows to table '{table}': the batch lacks its "
+                        f"columns {lacking}. Write every column (null where unknown)."
+                    )
+                options = {"schema_mode": "merge", "predicate": where}
         try:
-            write_deltalake(
-                str(path),
-                df,
-                mode=mode,
-                predicate=where if exists else None,
-                partition_by=None if exists else partition_by,
-            )
+            write_deltalake(str(path), df, mode=mode, **options)
         except Exception as e:
             raise LakeError(
                 f"cannot {mode} {len(df)} rows to table '{table}': {e}. "
