@@ -4,7 +4,6 @@ services (what a model's requests carry and how they become the model's inputs).
 from __future__ import annotations
 
 import hashlib
-import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from esteira.errors import EsteiraError
+from esteira.pipelines.step import source_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -182,12 +182,7 @@ def _check_name(what: str, name: str) -> None:
 
 
 def _source(fn: Callable[..., Any] | None) -> str:
-    if fn is None:
-        return ""
-    try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError):
-        return repr(fn.__code__.co_code)
+    return "" if fn is None else source_of(fn)
 
 
 def _digest(*fields: Any) -> str:

@@ -46,7 +46,7 @@ class OnlineStore:
         Plain lists rather than a merge: a request has a few rows, and pandas' fixed costs
         would be most of its latency."""
         entities = list(view.entities)
-        columns = [*entities, *([view.timestamp] if view.timestamp else []), *view.features]
+        columns = view.columns
         wanted = list(zip(*(keys[e].tolist() for e in entities), strict=True))
         # JSON numbers arrive as floats; 1545.0 and 1545 are the same dict key, as in SQL.
         distinct = list({k for k in wanted if not any(is_missing(v) for v in k)})

@@ -70,11 +70,11 @@ def join_labels(
     label = project.settings.ct.label
     if label not in truth.columns:
         raise EsteiraError(f"labels table '{labels}' has no column '{label}' ([ct] label)")
+    if not on and "request_id" in truth.columns:
+        on = [k for k in ("request_id", "row") if k in truth.columns]
     if not on:
         service, _ = Registry(project).feature_service(model, version)
-        if "request_id" in truth.columns:
-            on = [k for k in ("request_id", "row") if k in truth.columns]
-        elif service is not None and service.at:
+        if service is not None and service.at:
             on = service.event_keys
         else:
             raise EsteiraError(

@@ -78,7 +78,7 @@ class Step:
             if id(fn) in seen:
                 continue
             seen.add(id(fn))
-            parts.append(_source(fn))
+            parts.append(source_of(fn))
             for name in fn.__code__.co_names:
                 value = fn.__globals__.get(name)
                 values = value if isinstance(value, list | tuple) else [value]
@@ -91,7 +91,8 @@ class Step:
         return f"Step({self.name!r}, outputs={list(self.outputs)})"
 
 
-def _source(fn: Callable[..., Any]) -> str:
+def source_of(fn: Callable[..., Any]) -> str:
+    """What identifies a function's code: its source, or its bytecode where none is kept."""
     try:
         return textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):  # defined where no source is kept (e.g. exec)
@@ -101,14 +102,6 @@ def _source(fn: Callable[..., Any]) -> str:
 
 @overload
 def step(func: Callable[..., Any], /) -> Step: ...
-def _source(fn: Callable[..., Any]) -> str:
-    try:
-        return textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError):  # defined where no source is kept (e.g. exec)
-        co = fn.__code__
-        return repr((co.co_code, co.co_consts, co.co_names))
-
-
 @overload
 def step(
     *,
