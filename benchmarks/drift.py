@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from esteira.pipelines.runner import run_pipeline
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "flight_delays"
 
@@ -37,8 +39,8 @@ ESTEIRA = (
     + """
 t = time.perf_counter()
 import pandas as pd
-from esteira.monitoring.monitor import drift_of
-from esteira.validation.profile import infer_profile
+from esteira.monitoring.drift import drift_of
+from esteira.summaries.profile import infer_profile
 imported = time.perf_counter() - t
 reference, current = pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])
 columns = json.loads(sys.argv[3])
@@ -112,7 +114,7 @@ def main() -> None:
 
         print("preparing the features of 2013-01..2013-08 (each month validated in order) ...")
         project = load_project(root)
-        features = project.run("train", {"end": "2013-08", "months": 8}, until="features")
+        features = run_pipeline(project, "train", {"end": "2013-08", "months": 8}, until="features")
         data = features.output("features")
         from flight_delays.features import CATEGORICAL, NUMERIC
 

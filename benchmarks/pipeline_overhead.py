@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from esteira.pipelines.runner import run_pipeline
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "flight_delays"
 
@@ -107,10 +109,10 @@ def runner_overhead(steps: int, repeat: int) -> None:
             root = Path(tmp)
             (root / "pipelines.py").write_text(CHAIN.format(steps=steps, log=log))
             project = load_project(root)
-            project.run("chain")  # warm-up: creates the stores (and MLflow's tables)
+            run_pipeline(project, "chain")  # warm-up: creates the stores (and MLflow's tables)
 
             def once(project=project, cached=cached) -> None:
-                project.run("chain", use_cache=cached)
+                run_pipeline(project, "chain", use_cache=cached)
 
             results[label] = median_time(once, repeat)
     row("plain Python function calls", baseline)

@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from esteira.pipelines.runner import run_pipeline
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "flight_delays"
 CLIENTS = 8
@@ -131,7 +133,7 @@ def main() -> None:
         from esteira import load_project
 
         project = load_project(root)
-        features = project.run("train", until="features").output("features")
+        features = run_pipeline(project, "train", until="features").output("features")
         project.tracker.activate()
         import mlflow.sklearn
 

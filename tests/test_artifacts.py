@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from esteira.artifacts import TEMP_PREFIX, ArtifactStore
 from esteira.errors import ArtifactError
-from esteira.pipelines.artifacts import TEMP_PREFIX, ArtifactStore
 
 
 def test_round_trips_and_content_addressing(tmp_path: Path):
@@ -55,7 +55,7 @@ def test_missing_artifact_says_what_to_do(tmp_path: Path):
 WRITER = """
 import sys
 import numpy as np, pandas as pd
-from esteira.pipelines.artifacts import ArtifactStore
+from esteira.artifacts import ArtifactStore
 df = pd.DataFrame(np.random.default_rng(0).random((4_000_000, 8)))
 print("writing", flush=True)
 while True:  # write until killed

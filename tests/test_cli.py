@@ -39,6 +39,24 @@ def test_help_imports_no_heavy_library():
     assert "Example: esteira run train" in esteira("run", "--help").stdout
 
 
+def test_help_shows_square_brackets_as_written():
+    """Help is rich markup: an unescaped "[ct]" would vanish as a style tag."""
+    import typer.main
+    from rich.text import Text
+
+    from esteira.cli import app
+
+    def helps(command):
+        yield command.help or ""
+        yield from (getattr(p, "help", None) or "" for p in command.params)
+        for sub in getattr(command, "commands", {}).values():
+            yield from helps(sub)
+
+    for text in helps(typer.main.get_command(app)):
+        assert Text.from_markup(text).plain == text.replace("\\[", "["), text
+    assert "(default: [ct] model)" in esteira("serve", "--help").stdout
+
+
 def test_run_runs_show(write_project):
     root = write_project(PIPELINE)
     first = esteira("run", "flow", "--project", str(root), "--param", "factor=3")

@@ -8,11 +8,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_cli import ESTEIRA, _env
 from test_gates import GATES
 from test_gates import PIPELINE as GATED
 
+from esteira.batches import BatchLabelError
 from esteira.ct.controller import Busy, Controller, ct_lock
 from esteira.ct.triggers import CTState, drift, new_data, no_champion, performance, schedule
 from esteira.metadata import MonitoringRecord
@@ -154,3 +156,142 @@ def test_sigterm_mid_run_leaves_consistent_state_and_the_next_start_resumes(writ
     statuses = {s.step: s.status for s in meta.run(resumed.pipeline_run_id).steps}
     assert statuses["data"] == "cached"  # completed work was kept
     assert Controller(load_project(root), log=lambda m: None).tick() is None  # nothing fires
+
+
+# A tiny project whose batches are integers or days: each batch is 300 rows drawn from its
+# label; from the batches `shifted` names on, the inputs move and x1 turns against the label.
+BATCHED = """
+import zlib
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from esteira import pipeline, step
+
+{periods}
+
+
+def make(batch):
+    rng = np.random.default_rng(zlib.crc32(str(batch).encode()))
+    shift, x1_weight = (3.0, -1.0) if shifted(batch) else (0.0, 1.0)
+    x1, x2 = rng.normal(shift, 1, 300), rng.normal(shift, 1, 300)
+    score = x1_weight * (x1 - shift) + 0.5 * (x2 - shift) + rng.normal(0, 0.5, 300)
+    label = (score > 0).astype(int)
+    return pd.DataFrame({{"batch": batch, "x1": x1, "x2": x2, "label": label}})
+
+
+@step
+def features(end=END, batches: int = 2):
+    return pd.concat([make(b) for b in window(end, batches)], ignore_index=True)
+
+
+@step(outputs=("model", "train_set"))
+def train(features):
+    return LogisticRegression().fit(features[["x1", "x2"]], features.label), features
+
+
+@step
+def register(ctx, model, train_set):
+    m = ctx.log_model(model, train_set[["x1", "x2"]].head(3), register_as="toy",
+                      predict_fn="predict_proba")
+    ctx.promote("toy", m.version, reason="trained")
+    return m.version
+
+
+flow = pipeline("flow", [features, train, register])
+"""
+
+INTEGERS = """
+END = 6
+
+
+def window(end, n):
+    return range(end - n + 1, end + 1)
+
+
+def shifted(batch):
+    return batch >= 9
+"""
+
+DAYS = """
+END = "2024-01-04"
+
+
+def window(end, n):
+    return [f"{day:%Y-%m-%d}" for day in pd.date_range(end=end, periods=n)]
+
+
+def shifted(batch):
+    return batch >= "2024-01-08"
+"""
+
+BATCHED_CT = """
+[ct]
+model = "toy"
+pipeline = "flow"
+batch_param = "end"
+batch_only_params = { batches = 1 }
+data_output = "features"
+reference_output = "train_set"
+label = "label"
+metric = "roc_auc"
+
+[ct.triggers]
+drift_share = 0.5
+cron = "0 0 * * 1"   # Mondays at midnight
+"""
+
+
+def trained_on(root: Path, policy: str) -> list:
+    """The batch parameter of each CT run of a replayed policy, oldest first."""
+    home = root / ".esteira" / "replay" / policy
+    project = load_project(root, environ={"ESTEIRA_HOME": str(home)})
+    runs = reversed(project.metadata.ct_runs("toy"))
+    return [project.metadata.run(r.pipeline_run_id).params["end"] for r in runs]
+
+
+def test_replay_takes_integer_batches_in_numeric_order(write_project):
+    from esteira.ct.replay import replay
+
+    root = write_project(BATCHED.format(periods=INTEGERS), toml=BATCHED_CT)
+    never, drifting = replay(root, ["10", "8", "9", "7"], ["never", "drift"])
+    assert [r.batch for r in never.rows] == ["7", "8", "9", "10"]  # 10 comes after 9
+    assert never.retrains == 0 and {r.champion for r in never.rows} == {"1"}
+    assert never.rows[1].drift_share == 0 and never.rows[2].drift_share == 1
+    assert never.rows[2].metric < 0.8 < never.rows[1].metric  # the shift hurts the old model
+    first = next(r for r in drifting.rows if r.retrained)
+    assert first.batch == "9" and first.reason.startswith("drift: 100% of features drifted")
+    # Typed like the pipeline's default: the bootstrap trained up to 6, the next run up to 9.
+    assert trained_on(root, "drift")[:2] == [6, 9]
+    assert drifting.rows[-1].champion != "1" and drifting.rows[-1].metric > 0.9
+
+
+def test_replay_takes_daily_batches_and_a_weekly_schedule(write_project):
+    from esteira.ct.replay import replay
+
+    root = write_project(BATCHED.format(periods=DAYS), toml=BATCHED_CT)
+    days = ["2024-01-05", "2024-01-06", "2024-01-07", "2024-01-08"]
+    never, weekly = replay(root, days, ["never", "schedule"])
+    assert [r.batch for r in never.rows] == days and never.retrains == 0
+    # Sunday's batch ends at Monday midnight, when the cron is due: one retraining, on it.
+    assert [r.batch for r in weekly.rows if r.retrained] == ["2024-01-07"]
+    assert "'0 0 * * 1' was due 2024-01-08 00:00" in weekly.rows[2].reason
+    assert trained_on(root, "schedule") == ["2024-01-04", "2024-01-07"]
+    assert weekly.rows[3].champion == "2" and never.rows[3].champion == "1"
+
+
+def test_new_data_and_the_controller_order_batches_by_their_period(write_project):
+    assert new_data(state(trained_batch="9", newest_batch="10")).trigger == "new_data"
+    assert new_data(state(trained_batch="10", newest_batch="9")) is None
+    assert new_data(state(trained_batch="2013-W52", newest_batch="2014-W01"))
+    with pytest.raises(BatchLabelError, match="is not a week"):
+        new_data(state(trained_batch="2013-12", newest_batch="2014-01", batch_period="week"))
+
+    toml = BATCHED_CT.replace("[ct]\n", '[ct]\nbatch_table = "events"\n')
+    root = write_project(BATCHED.format(periods=INTEGERS), toml=toml)
+    project = load_project(root)
+    project.lake.append("events", pd.DataFrame({"batch": [2, 10, 9], "x1": [0.0, 1, 2]}))
+    controller = Controller(project, log=lambda m: None)
+    assert controller.state().newest_batch == "10"
+    assert controller.batch_value("10") == 10  # the pipeline's `end` defaults to an integer

@@ -12,9 +12,10 @@ import pytest
 from esteira import load_project
 from esteira.config import ValidationConfig
 from esteira.errors import StepFailed
-from esteira.monitoring.drift import js_distance, psi
+from esteira.pipelines.runner import run_pipeline
+from esteira.summaries.distances import js_distance, psi
+from esteira.summaries.profile import Profile, infer_profile
 from esteira.validation.data import DataValidationError, validate
-from esteira.validation.profile import Profile, infer_profile
 
 
 def frame(n: int = 5000, seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
@@ -161,7 +162,7 @@ def test_corrupted_batches_are_quarantined_and_stop_the_pipeline(
     april.to_parquet(path)
 
     with pytest.raises(StepFailed) as failure:
-        project.run("flow", {"batch": "2013-04", "path": str(path)})
+        run_pipeline(project, "flow", {"batch": "2013-04", "path": str(path)})
     assert isinstance(failure.value.error, DataValidationError)
     assert reason in str(failure.value.error)
 
@@ -184,6 +185,6 @@ def test_a_clean_month_lands(write_project, flights, tmp_path):
         project.lake.append("raw_flights", flights[flights.batch == month])
     path = tmp_path / "april.parquet"
     flights[flights.batch == "2013-04"].to_parquet(path)
-    result = project.run("flow", {"batch": "2013-04", "path": str(path)})
+    result = run_pipeline(project, "flow", {"batch": "2013-04", "path": str(path)})
     assert result.output("train") == {"trained_on": 3}
     assert project.lake.quarantined("raw_flights").empty

@@ -10,6 +10,7 @@ import pytest
 from esteira import load_project
 from esteira.features import FeatureError, FeatureStore, feature_service, feature_view
 from esteira.lake import Lake
+from esteira.pipelines.runner import run_pipeline
 
 T = pd.Timestamp("2013-06-01 12:00:00", tz="UTC")
 
@@ -198,7 +199,7 @@ def test_views_are_found_in_project_modules_and_reads_are_lineage(write_project)
             {"site": ["a"], "at": [pd.Timestamp("2024-01-01 10:00", tz="UTC")], "temp": [3.5]}
         ),
     )
-    result = project.run("flow")
+    result = run_pipeline(project, "flow")
     assert result.output("training").temp.tolist() == [3.5]
     record = project.metadata.run(result.run_id)
     tables = {(s.step, t.mode, t.table) for s in record.steps for t in s.tables}
@@ -223,7 +224,7 @@ def test_features_cli_lists_and_shows_views(write_project):
         listed.returncode == 0 and "temps" in listed.stdout and "not materialized" in listed.stdout
     )
     assert "feature services" in listed.stdout and "site (string), when (datetime)" in listed.stdout
-    project.run("flow")
+    run_pipeline(project, "flow")
     shown = esteira("features", "show", "temps", "-p", str(root))
     assert shown.returncode == 0, shown.stderr
     assert "hourly readings" in shown.stdout and "v0, 1 rows" in shown.stdout
@@ -231,3 +232,146 @@ def test_features_cli_lists_and_shows_views(write_project):
     assert service.returncode == 0 and "looks up      temps: temp" in service.stdout
     missing = esteira("features", "show", "nope", "-p", str(root))
     assert missing.returncode == 1 and "no feature view 'nope' (views: temps)" in missing.stderr
+
+
+# A city-wide feed: one row per time, no entity key.
+city = feature_view(
+    "city",
+    source="raw_city",
+    entities=[],
+    timestamp="time_hour",
+    features=["wind"],
+    ttl=timedelta(hours=2),
+)
+
+
+@pytest.fixture
+def city_store(store) -> FeatureStore:
+    store.lake.append(
+        "raw_city",
+        pd.DataFrame(
+            {
+                "time_hour": [
+                    T - pd.Timedelta("3h"),
+                    T - pd.Timedelta("1h"),
+                    T + pd.Timedelta("1s"),
+                ],
+                "wind": [5.0, 10.0, 99.0],
+            }
+        ),
+    )
+    store.views["city"] = city
+    store.materialize("city")
+    return store
+
+
+def test_a_global_view_joins_on_time_alone_never_later_and_within_its_ttl(city_store):
+    at = [T, T - pd.Timedelta("2h"), T - pd.Timedelta("4h"), T + pd.Timedelta("3h")]
+    got = city_store.training_set(
+        events().assign(scheduled_at=at), ["weather", "city"], at="scheduled_at"
+    )
+    # T: the value of T - 1h, not the one a second later; T - 2h: the value an hour before;
+    # T - 4h: nothing observed yet; T + 3h: the newest (T + 1s) is older than the 2 h TTL.
+    assert got.wind.tolist()[:2] == [10.0, 5.0] and got.wind[2:].isna().all()
+    assert got.temp.tolist()[:1] == [70.0]  # the keyed view beside it still joins by origin
+
+
+def test_a_global_view_is_served_by_time_with_no_key(city_store):
+    assert city_store.online("city", at=T + pd.Timedelta("1h")).wind.tolist() == [99.0]
+    times = pd.Series([T, T + pd.Timedelta("1h"), T + pd.Timedelta("3h")])
+    online = city_store.online("city", at=times)
+    # T: the latest row is from the future; T + 3h: past the TTL. Offline agrees at T + 1h.
+    assert pd.isna(online.wind[0]) and online.wind[1] == 99.0 and pd.isna(online.wind[2])
+    offline = city_store.training_set(pd.DataFrame({"at": times[1:2]}), ["city"], at="at")
+    assert offline.wind.tolist() == [99.0]
+    with pytest.raises(FeatureError, match=r"keyed by \['origin'\]: pass keys"):
+        city_store.online("weather", at=T)
+
+
+def test_a_service_mixes_a_global_and_a_keyed_view_and_needs_no_key_for_the_global(city_store):
+    trip = feature_service(
+        "trip", request={"when": "datetime", "origin": "string"}, views=[weather, city], at="when"
+    )
+    requests = pd.DataFrame({"when": [T + pd.Timedelta("1h")] * 2, "origin": ["JFK", "SFO"]})
+    served, missed = city_store.serving_set(trip, requests)
+    trained = city_store.training_set(requests, trip)
+    pd.testing.assert_frame_equal(served, trained, check_dtype=False)
+    assert served.wind.tolist() == [99.0, 99.0] and served.temp[0] == 60.0
+    assert missed == {"weather": [False, True], "city": [False, False]}
+    only_time = feature_service("gusts", request={"when": "datetime"}, views=[city], at="when")
+    assert city_store.serving_set(only_time, requests[["when"]])[0].wind.tolist() == [99.0] * 2
+    with pytest.raises(FeatureError, match=r"global features.* needs timestamp="):
+        feature_view("static", source="raw_city", entities=[], features=["wind"])
+
+
+GLOBAL = """
+import pandas as pd
+from sklearn.linear_model import LinearRegression
+
+from esteira import pipeline, step
+from esteira.features import feature_service, feature_view
+
+temps = feature_view("temps", source="readings", entities=["site"], timestamp="at",
+                     features=["temp"])
+city = feature_view("city", source="city_feed", entities=[], timestamp="at", features=["wind"])
+visit = feature_service("visit", request={"site": "string", "when": "datetime"},
+                        views=[temps, city], at="when")
+
+
+@step
+def materialize(ctx):
+    return [ctx.features.materialize(view) for view in visit.views]
+
+
+@step
+def train(ctx, materialize):
+    table = ctx.features.training_set(ctx.read_table("visits"), visit)
+    inputs = table[["temp", "wind"]]
+    model = LinearRegression().fit(inputs, table["load"])
+    return ctx.log_model(model, inputs.head(2), register_as="load", features=visit).version
+
+
+flow = pipeline("flow", [materialize, train])
+"""
+
+
+def test_a_model_on_a_global_view_is_served_and_batch_predicted(write_project):
+    """Served requests carry a site and a time, never a key for the city-wide feed; batch
+    prediction joins it point in time."""
+    from esteira.models import load
+    from esteira.serving.batch import predict_table
+    from esteira.serving.inputs import check_rows, complete
+
+    project = load_project(write_project(GLOBAL))
+    hours = pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC")
+    wind = [1.0, 4, 2, 8, 3, 5]
+    temp = {"a": [10.0, 11, 12, 13, 14, 15], "b": [20.0, 21, 22, 23, 24, 25]}
+    project.lake.append("city_feed", pd.DataFrame({"at": hours, "wind": wind}))
+    readings = [(site, at, t) for site in temp for at, t in zip(hours, temp[site], strict=True)]
+    project.lake.append("readings", pd.DataFrame(readings, columns=["site", "at", "temp"]))
+    # Half an hour after each reading, a visit at each site: its load follows both feeds.
+    visits = pd.DataFrame(
+        [(site, at + pd.Timedelta("30min"), 2 * temp[site][h] + 3 * wind[h])
+         for h, at in enumerate(hours) for site in temp],
+        columns=["site", "when", "load"],
+    )  # fmt: skip
+    project.lake.append("visits", visits)
+    version = run_pipeline(project, "flow").output("train")
+
+    model = load(project, "load", version)
+    rows = [
+        {"site": "b", "when": "2024-01-01T05:30:00Z"},
+        {"site": "a", "when": "2024-01-01T05:10:00Z"},
+    ]
+    checked = check_rows(model, rows)
+    assert checked.lookup
+    frame, (share,) = complete(model, [checked], project.features)
+    assert frame[["temp", "wind"]].values.tolist() == [[25.0, 5.0], [15.0, 5.0]]
+    assert model.predict(frame) == pytest.approx([2 * 25 + 3 * 5, 2 * 15 + 3 * 5])
+    assert share.misses == {"temps": 0, "city": 0}
+
+    project.lake.append("to_score", visits[["site", "when"]].head(4))
+    predict_table(project, "load", "to_score", "scored", version=version)
+    scored, _ = project.lake.read("scored")
+    # Each visit with the wind of its own hour, not the latest.
+    assert scored.prediction.tolist() == pytest.approx(visits.load[:4].tolist())

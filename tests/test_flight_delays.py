@@ -6,13 +6,14 @@ import pytest
 from mlflow import MlflowClient
 
 from esteira import load_project
+from esteira.pipelines.runner import run_pipeline
 
 pytestmark = pytest.mark.integration
 
 
 def test_reference_pipeline_on_one_month(flight_project):
     project = load_project(flight_project)
-    result = project.run("train", {"end": "2013-01", "months": 1})
+    result = run_pipeline(project, "train", {"end": "2013-01", "months": 1})
     assert result.status == "completed"
 
     features = result.output("features")
@@ -43,7 +44,7 @@ def test_reference_pipeline_on_one_month(flight_project):
     assert decision["passed"], decision  # the first model meets the floors and becomes champion
     assert str(client.get_model_version_by_alias("flight_delays", "champion").version) == "1"
 
-    again = load_project(flight_project).run("train", {"end": "2013-01", "months": 1})
+    again = run_pipeline(load_project(flight_project), "train", {"end": "2013-01", "months": 1})
     assert set(again.step_status.values()) == {"cached"}
 
 
@@ -54,7 +55,7 @@ def test_features_come_point_in_time_from_the_feature_store(flight_project):
     import pandas as pd
 
     project = load_project(flight_project)
-    result = project.run("train", {"end": "2013-02", "months": 1})
+    result = run_pipeline(project, "train", {"end": "2013-02", "months": 1})
     features = result.output("features").reset_index(names="row")
     con = duckdb.connect()
     con.register("features", features)
@@ -116,7 +117,7 @@ def test_a_corrupted_month_is_quarantined_and_the_champion_stays(flight_project)
     from esteira.registry import Registry
 
     project = load_project(flight_project)
-    project.run("train")
+    run_pipeline(project, "train")
     source = flight_project / "flight_delays" / "source.py"
     source.write_text(
         source.read_text()
@@ -127,7 +128,7 @@ def test_a_corrupted_month_is_quarantined_and_the_champion_stays(flight_project)
     )
     project = load_project(flight_project)
     with pytest.raises(Exception, match="batch 2013-04 of raw_flights failed data validation"):
-        project.run("train", {"end": "2013-04"})
+        run_pipeline(project, "train", {"end": "2013-04"})
     held = project.lake.quarantined("raw_flights", "2013-04")
     assert len(held) > 25_000 and "destination" in held.columns
     assert "2013-04" not in set(project.lake.read("raw_flights", columns=["batch"])[0].batch)
@@ -150,7 +151,7 @@ def test_departures_are_served_by_entity_keys_and_labels_join_by_entity_and_time
     from test_serving import Server
 
     project = load_project(flight_project)
-    project.run("train", {"end": "2013-01", "months": 1})
+    run_pipeline(project, "train", {"end": "2013-01", "months": 1})
     from flight_delays.feature_views import weather_at_origin  # the project's, now importable
     from flight_delays.features import FEATURES
 

@@ -6,6 +6,7 @@ import pytest
 
 from esteira import load_project
 from esteira.errors import NotFound
+from esteira.pipelines.runner import run_pipeline
 from esteira.registry import CHALLENGER, CHAMPION, PromotionError, Registry
 
 PIPELINE = '''
@@ -82,11 +83,13 @@ def champion(project) -> str | None:
 
 
 def test_worse_challenger_is_kept_out_better_one_promoted_rollback_restores(project):
-    first = project.run("flow").output("gate")
+    first = run_pipeline(project, "flow").output("gate")
     assert first["passed"] and champion(project) == "1"
     assert "no champion yet" in first["checks"][1]["reason"]
 
-    worse = project.run("flow", {"seed": 1, "noise_a": 0.4, "noise_b": 0.4}).output("gate")
+    worse = run_pipeline(project, "flow", {"seed": 1, "noise_a": 0.4, "noise_b": 0.4}).output(
+        "gate"
+    )
     assert not worse["passed"] and champion(project) == "1"
     (versus,) = [c for c in worse["checks"] if c["name"] == "versus_champion"]
     assert not versus["passed"] and "worse by" in versus["reason"]
@@ -97,7 +100,9 @@ def test_worse_challenger_is_kept_out_better_one_promoted_rollback_restores(proj
     stored = project.metadata.gate_decisions("toy")
     assert [(d.version, d.passed) for d in stored] == [("2", False), ("1", True)]
 
-    better = project.run("flow", {"seed": 2, "noise_a": 0.0, "noise_b": 0.0}).output("gate")
+    better = run_pipeline(project, "flow", {"seed": 2, "noise_a": 0.0, "noise_b": 0.0}).output(
+        "gate"
+    )
     assert better["passed"] and champion(project) == "3"
 
     registry = Registry(project)
@@ -117,8 +122,10 @@ def test_worse_challenger_is_kept_out_better_one_promoted_rollback_restores(proj
 
 
 def test_a_challenger_worse_in_one_segment_is_not_promoted(project):
-    project.run("flow")
-    result = project.run("flow", {"seed": 3, "noise_a": 0.0, "noise_b": 0.8}).output("gate")
+    run_pipeline(project, "flow")
+    result = run_pipeline(project, "flow", {"seed": 3, "noise_a": 0.0, "noise_b": 0.8}).output(
+        "gate"
+    )
     checks = {c["name"]: c for c in result["checks"]}
     assert not checks["segments"]["passed"], checks
     assert "in B (" in checks["segments"]["reason"]
@@ -126,7 +133,7 @@ def test_a_challenger_worse_in_one_segment_is_not_promoted(project):
 
 
 def test_registry_errors_name_what_exists(project):
-    project.run("flow")
+    run_pipeline(project, "flow")
     registry = Registry(project)
     with pytest.raises(NotFound, match=r"no registered model 'nope' \(models: toy\)"):
         registry.versions("nope")
@@ -144,7 +151,7 @@ def test_registry_errors_name_what_exists(project):
 def test_compatibility_is_checked_in_a_fresh_process(write_project):
     toml = GATES.replace("check_compatibility = false", "latency_budget_ms = 0.0001")
     project = load_project(write_project(PIPELINE, toml=toml))
-    result = project.run("flow").output("gate")
+    result = run_pipeline(project, "flow").output("gate")
     (check,) = [c for c in result["checks"] if c["name"] == "compatibility"]
     assert not check["passed"] and "over the 0.0001 ms budget" in check["reason"]
     assert check["figures"]["ok"] and check["figures"]["rows"] == 3

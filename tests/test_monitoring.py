@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from esteira import load_project
-from esteira.monitoring.monitor import column_drift, drift_of, monitor_batch, reference_profile
+from esteira.config import MonitoringSection
+from esteira.ct.triggers import CTState, drift
+from esteira.metadata import MonitoringRecord
+from esteira.monitoring.drift import column_drift, drift_of, drift_share
+from esteira.monitoring.monitor import monitor_batch, reference_profile
 from esteira.monitoring.report import render
-from esteira.validation.profile import infer_profile, profile_column
+from esteira.pipelines.runner import run_pipeline
+from esteira.summaries.profile import infer_profile, profile_column
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +31,9 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("monitoring") / "flight_delays"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".esteira", "__pycache__"))
     project = load_project(root)
-    project.run("train")
+    run_pipeline(project, "train")
     # Months land in order: each is validated against the three before it.
-    year = project.run("train", {"end": "2013-08", "months": 8}, until="features")
+    year = run_pipeline(project, "train", {"end": "2013-08", "months": 8}, until="features")
     features = year.output("features")
     return project, features[features.batch >= "2013-06"]
 
@@ -82,3 +89,41 @@ def test_monitor_batch_records_drift_performance_and_the_report_shows_it(trained
     for text in ("temp", "wasserstein", "drifted", "roc_auc over time", "By segment", "JFK"):
         assert text in page
     assert "<script" not in page  # readable offline, nothing to run
+
+
+def test_ignored_columns_are_measured_and_shown_but_not_counted():
+    rng = np.random.default_rng(0)
+    winter = pd.DataFrame({"month": rng.integers(1, 4, 3000), "temp": rng.normal(0, 1, 3000),
+                           "wind": rng.normal(0, 1, 3000)})  # fmt: skip
+    summer = pd.DataFrame({"month": rng.integers(6, 9, 3000), "temp": rng.normal(2, 1, 3000),
+                           "wind": rng.normal(0, 1, 3000)})  # fmt: skip
+    columns = ["month", "temp", "wind"]
+    counted = drift_of(infer_profile(winter), summer, columns)
+    assert drift_share(counted) == pytest.approx(2 / 3)
+    found = drift_of(infer_profile(winter), summer, columns, ignore=["month"])
+    assert found["month"]["drifted"] and found["month"]["counted"] is False
+    assert drift_share(found) == 0.5  # temp of temp and wind
+
+    share = drift_share(found)
+    record = MonitoringRecord(model="m", version="1", batch="2013-07", rows=3000,
+                              drift_share=share, drifted=found, metrics={})  # fmt: skip
+    fire = drift(0.5)(CTState("m", datetime(2013, 8, 1), "1", None, "2013-06", "2013-07", record))
+    assert fire and fire.reason.startswith("50% of features drifted") and "month" not in fire.reason
+    page = render(record, infer_profile(winter), summer, pd.Series(np.zeros(3000)), [], "roc_auc")
+    assert "1 of 2 (50%)" in page and "drifted · not counted" in page
+
+
+def test_monitoring_leaves_out_the_configured_columns(trained, monkeypatch):
+    project, summer = trained
+    reference = reference_profile(project, "flight_delays", "1", "train_set")
+    august = summer[summer.batch == "2013-08"]
+    counted, _ = monitor_batch(project, "flight_delays", "1", "2013-08", august, "delayed",
+                               reference)  # fmt: skip
+    monkeypatch.setattr(project.settings, "monitoring", MonitoringSection(ignore_columns=["temp"]))
+    record, _ = monitor_batch(project, "flight_delays", "1", "2013-08", august, "delayed",
+                              reference)  # fmt: skip
+    features = [c for c, d in counted.drifted.items() if d.get("kind") != "prediction"]
+    drifted = sum(counted.drifted[c]["drifted"] for c in features)
+    assert counted.drift_share == pytest.approx(drifted / len(features))
+    assert record.drift_share == pytest.approx((drifted - 1) / (len(features) - 1))
+    assert record.drifted["temp"] == counted.drifted["temp"] | {"counted": False}

@@ -8,6 +8,7 @@ from conftest import calls, reset_calls
 
 from esteira import load_project
 from esteira.errors import NotFound, StepFailed
+from esteira.pipelines.runner import run_pipeline
 
 PIPELINE = """
 from pathlib import Path
@@ -56,7 +57,7 @@ flow = pipeline("flow", [source, scaled, total, count])
 
 
 def run(root, **kwargs):
-    return load_project(root).run("flow", **kwargs)
+    return run_pipeline(load_project(root), "flow", **kwargs)
 
 
 def test_second_run_is_fully_cached(write_project):
@@ -194,10 +195,10 @@ def test_new_table_version_invalidates_the_steps_that_read_it(write_project):
     root = write_project(LAKE_PIPELINE)
     project = load_project(root)
     project.lake.append("events", pd.DataFrame({"v": [1, 2]}))
-    assert project.run("flow").output("summary") == {"rows": 2}
-    assert project.run("flow").step_status == {"summary": "cached"}
+    assert run_pipeline(project, "flow").output("summary") == {"rows": 2}
+    assert run_pipeline(project, "flow").step_status == {"summary": "cached"}
     project.lake.append("events", pd.DataFrame({"v": [3]}))
-    result = project.run("flow")
+    result = run_pipeline(project, "flow")
     assert result.step_status == {"summary": "completed"}
     assert result.output("summary") == {"rows": 3}
     record = project.metadata.run(result.run_id)
@@ -229,8 +230,8 @@ def test_cache_summary_and_prune(write_project):
     root = write_project(PIPELINE)
     project = load_project(root)
     for factor in (2.0, 3.0, 4.0):
-        project.run("flow", params={"factor": factor})
-    project.run("flow", params={"factor": 4.0})
+        run_pipeline(project, "flow", params={"factor": factor})
+    run_pipeline(project, "flow", params={"factor": 4.0})
     entries = {e.step: e for e in summary(project)}
     assert (entries["scaled"].executions, entries["scaled"].reuses) == (3, 1)
     assert (entries["source"].executions, entries["source"].reuses) == (1, 3)
@@ -240,8 +241,8 @@ def test_cache_summary_and_prune(write_project):
     assert report.removed == 4  # scaled and total of factors 2 and 3
     assert report.freed_bytes > 0
     reset_calls(root)
-    assert project.run("flow", params={"factor": 4.0}).step_status["scaled"] == "cached"
-    result = project.run("flow", params={"factor": 2.0})
+    assert run_pipeline(project, "flow", params={"factor": 4.0}).step_status["scaled"] == "cached"
+    result = run_pipeline(project, "flow", params={"factor": 2.0})
     assert sorted(calls(root)) == ["scaled", "total"]  # pruned: a miss, not a wrong answer
     assert result.output("total") == {"total": 12.0}
 

@@ -20,6 +20,7 @@ from test_ct import CT
 from test_gates import PIPELINE as GATED
 
 from esteira import load_project
+from esteira.pipelines.runner import run_pipeline
 from esteira.registry import Registry
 
 ROWS = [
@@ -37,8 +38,8 @@ def root(tmp_path_factory) -> Path:
     (root / "pipelines.py").write_text(textwrap.dedent(GATED))
     (root / "esteira.toml").write_text(CT)
     project = load_project(root)
-    project.run("flow")
-    project.run("flow", {"seed": 1, "noise_a": 0.4, "noise_b": 0.4})
+    run_pipeline(project, "flow")
+    run_pipeline(project, "flow", {"seed": 1, "noise_a": 0.4, "noise_b": 0.4})
     assert Registry(project).by_alias("toy", "champion").version == "1"
     return root
 

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from esteira import load_project
 from esteira.errors import StepFailed, TrackingError
+from esteira.pipelines.runner import run_pipeline
 
 PIPELINE = """
 import numpy as np
@@ -53,7 +54,7 @@ flow = pipeline("flow", [data, train, register])
 def test_mlflow_holds_run_params_metrics_dataset_and_registered_model(write_project):
     root = write_project(PIPELINE)
     project = load_project(root)
-    result = project.run("flow")
+    result = run_pipeline(project, "flow")
     assert result.output("register") == {"version": "1"}
 
     client = MlflowClient(project.settings.tracking_uri, project.settings.registry_uri)
@@ -94,8 +95,8 @@ def test_mlflow_holds_run_params_metrics_dataset_and_registered_model(write_proj
 
 def test_fully_cached_rerun_makes_no_mlflow_run(write_project):
     root = write_project(PIPELINE)
-    load_project(root).run("flow")
-    again = load_project(root).run("flow")
+    run_pipeline(load_project(root), "flow")
+    again = run_pipeline(load_project(root), "flow")
     assert set(again.step_status.values()) == {"cached"}
     assert again.mlflow_run_id is None
 
@@ -129,11 +130,11 @@ flow = pipeline("flow", [train])
 def test_a_model_with_untrusted_types_is_refused_with_the_fix(write_project):
     root = write_project(UNTRUSTED)
     with pytest.raises(StepFailed) as failure:
-        load_project(root).run("flow")
+        run_pipeline(load_project(root), "flow")
     assert isinstance(failure.value.error, TrackingError)
     assert "pipelines.Majority" in str(failure.value.error)
-    assert "[models] trusted_types" in str(failure.value.error)
+    assert "[model] trusted_types" in str(failure.value.error)
 
-    write_project(UNTRUSTED, toml='[models]\ntrusted_types = ["pipelines.Majority"]\n')
-    result = load_project(root).run("flow")
+    write_project(UNTRUSTED, toml='[model]\ntrusted_types = ["pipelines.Majority"]\n')
+    result = run_pipeline(load_project(root), "flow")
     assert result.output("model").predict([[0]]) == [1]

@@ -1,6 +1,6 @@
 """esteira: take a tabular ML use case from notebooks to continuous training and CI/CD.
 
-    from esteira import step, pipeline, Context, load_project
+    from esteira import step, pipeline, Context, load_project, run_pipeline
 
 Names are imported on first use so that `import esteira` (and `esteira --help`) stays fast.
 """
@@ -19,6 +19,7 @@ _EXPORTS = {
     "Pipeline": "esteira.pipelines.dag",
     "Context": "esteira.pipelines.context",
     "load_project": "esteira.project",
+    "run_pipeline": "esteira.pipelines.runner",
     "Project": "esteira.project",
     "Lake": "esteira.lake",
     "EsteiraError": "esteira.errors",
@@ -33,6 +34,7 @@ __all__ = [
     "Step",
     "load_project",
     "pipeline",
+    "run_pipeline",
     "step",
 ]
 
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from esteira.lake import Lake
     from esteira.pipelines.context import Context
     from esteira.pipelines.dag import Pipeline, pipeline
+    from esteira.pipelines.runner import run_pipeline
     from esteira.pipelines.step import Step, step
     from esteira.project import Project, load_project
 

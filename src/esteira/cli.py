@@ -11,8 +11,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from esteira.commands import cache, ct, features, registry
-from esteira.commands.common import ProjectOption, interrupt_on_sigterm, new_console, number
+from esteira.commands import cache, config, ct, features, registry
+from esteira.commands.common import (
+    ModelOption,
+    ProjectOption,
+    interrupt_on_sigterm,
+    new_console,
+    number,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,6 +56,7 @@ def run(
     """
     from esteira.console import RunProgress
     from esteira.pipelines.params import parse_assignments
+    from esteira.pipelines.runner import run_pipeline
     from esteira.project import load_project
 
     interrupt_on_sigterm()
@@ -64,8 +71,8 @@ def run(
     else:
         steps = [s.name for s in pipe.steps]
     with RunProgress(console, steps) as progress:
-        result = p.run(
-            pipeline, params, only=only, use_cache=not no_cache, on_event=progress, until=until
+        result = run_pipeline(
+            p, pipeline, params, only=only, use_cache=not no_cache, on_event=progress, until=until
         )
     _print_result(console, p, result)
 
@@ -108,9 +115,7 @@ def show(
 @app.command()
 def serve(
     project: ProjectOption = Path("."),
-    model: Annotated[
-        str | None, typer.Option(help="Registered model (default: [ct] model).")
-    ] = None,
+    model: ModelOption = None,
     alias: Annotated[str, typer.Option(help="Alias to serve and follow.")] = "champion",
     shadow: Annotated[
         str | None, typer.Option(help="Also score with this alias (e.g. challenger); logged only.")
@@ -119,28 +124,34 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
     watch: Annotated[float, typer.Option(help="Seconds between registry checks.")] = 5.0,
     max_rows: Annotated[int, typer.Option(help="Most rows per request.")] = 10_000,
-    threads: Annotated[int, typer.Option(help="Threads one prediction may use (OpenMP/BLAS).")] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Threads one prediction may use (default: \\[runtime] serving_threads)."
+        ),
+    ] = None,
 ) -> None:
     """Serve a registered model over HTTP, following its alias without restarts.
 
     Example: esteira serve --project examples/flight_delays --model flight_delays --port 8080
     """
     import uvicorn
-    from threadpoolctl import threadpool_limits
 
     from esteira.config import load_settings
     from esteira.project import load_project
+    from esteira.runtime import use_threads
     from esteira.serving.app import ServeConfig, create_app
 
-    name = model or load_settings(project).ct.model
+    settings = load_settings(project)
+    name = model or settings.ct.model
     if not name:
         raise typer.BadParameter("give --model (or set [ct] model in esteira.toml)")
     console = new_console()
-    config = ServeConfig(name, alias, shadow, max_rows, watch)
+    threads = threads or settings.runtime.serving_threads
+    use_threads(threads)  # before the project and the model load their libraries
+    config = ServeConfig(name, alias, shadow, max_rows, watch, threads=threads)
     # The project's code too: a model trained through a feature service is served with it.
     app = create_app(load_project(project), config, log=lambda m: console.print(m, highlight=False))
-    # Small requests gain nothing from threads; the cores serve concurrent requests instead.
-    threadpool_limits(limits=threads)
     console.print(f"serving {name}@{alias} on http://{host}:{port} (Ctrl+C or SIGTERM stops it)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
@@ -148,9 +159,7 @@ def serve(
 @app.command()
 def predict(
     project: ProjectOption = Path("."),
-    model: Annotated[
-        str | None, typer.Option(help="Registered model (default: [ct] model).")
-    ] = None,
+    model: ModelOption = None,
     input_table: Annotated[str, typer.Option("--input", help="Lake table to score.")] = "",
     output_table: Annotated[str, typer.Option("--output", help="Lake table to append to.")] = "",
     alias: Annotated[str, typer.Option(help="Alias whose version scores.")] = "champion",
@@ -191,9 +200,7 @@ def predict(
 @app.command()
 def monitor(
     project: ProjectOption = Path("."),
-    model: Annotated[
-        str | None, typer.Option(help="Registered model (default: [ct] model).")
-    ] = None,
+    model: ModelOption = None,
     version: Annotated[str | None, typer.Option(help="Version (default: the champion).")] = None,
     input_table: Annotated[
         str | None, typer.Option("--input", help="Lake table to monitor (default: prediction log).")
@@ -316,6 +323,7 @@ def _print_result(console: Console, project: Project, result: RunResult) -> None
 # The command groups, after the everyday commands above in `esteira --help`.
 for command in (registry.models, registry.promote, registry.rollback, registry.alerts):
     app.command()(command)
+app.command("config")(config.show_config)
 app.add_typer(features.app, name="features")
 app.add_typer(cache.app, name="cache")
 app.add_typer(ct.app, name="ct")

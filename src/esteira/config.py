@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from esteira.config_schema import explain
 from esteira.errors import ConfigError
+from esteira.metrics import Task, check_settings
 
 CONFIG_FILE = "esteira.toml"
+HOME_VARIABLE = "ESTEIRA_HOME"
+"""Folder of the embedded stores (by default `<project>/.esteira`); it has no esteira.toml key."""
+ENVIRONMENT = {
+    "tracking.uri": "MLFLOW_TRACKING_URI",
+    "tracking.registry_uri": "MLFLOW_REGISTRY_URI",
+    "tracking.experiment": "MLFLOW_EXPERIMENT_NAME",
+    "metadata.url": "ESTEIRA_METADATA_URL",
+    "lake.path": "ESTEIRA_LAKE",
+}
+"""The esteira.toml keys an environment variable overrides, and that variable."""
 
 # Types inside common scikit-learn models that skops does not trust by default. esteira trusts
 # these deliberately (they hold only arrays); anything else must be listed by the project.
@@ -26,53 +39,116 @@ DEFAULT_TRUSTED_TYPES = [
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The docstring under each field is its documentation (docs/configuration.md, `esteira config`).
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class ProjectSection(_Section):
+    """The project: `[project]`."""
+
     name: str = ""
+    """The project's name; by default its folder's name. Also the default MLflow experiment."""
     modules: list[str] = Field(default_factory=list)
-    """Python modules (importable from the project folder) that define the pipelines."""
+    """Python modules (importable from the project folder) that define the pipelines and
+    feature views; by default `pipelines` (a pipelines.py beside esteira.toml)."""
+    paths: list[str] = Field(default_factory=list)
+    """More folders, relative to the project, to import its modules from (besides the
+    project folder): code shared by several projects."""
 
 
 class TrackingSection(_Section):
+    """MLflow: `[tracking]`."""
+
     uri: str = ""
+    """MLflow tracking URI (a server, or Databricks); by default a SQLite file,
+    `.esteira/mlflow.db`. Environment: MLFLOW_TRACKING_URI."""
     registry_uri: str = ""
+    """MLflow model registry URI; by default the tracking URI. Environment:
+    MLFLOW_REGISTRY_URI."""
     experiment: str = ""
+    """MLflow experiment of the project's runs; by default the project's name. Environment:
+    MLFLOW_EXPERIMENT_NAME."""
 
 
 class MetadataSection(_Section):
+    """esteira's metadata store (runs, steps, lineage, decisions): `[metadata]`."""
+
     url: str = ""
+    """Any SQLAlchemy URL (e.g. PostgreSQL); by default a SQLite file, `.esteira/esteira.db`.
+    Environment: ESTEIRA_METADATA_URL."""
 
 
 class LakeSection(_Section):
+    """The Delta Lake tables: `[lake]`."""
+
     path: str = ""
+    """Folder of the lake's tables, relative to the project; by default `.esteira/lake`.
+    Environment: ESTEIRA_LAKE."""
 
 
-class ModelsSection(_Section):
+class ModelSection(_Section):
+    """The model the project trains: `[model]`."""
+
+    task: Task | None = None
+    """binary, multiclass or regression; when unset, inferred from the target and the model
+    at the first training, and recorded on every version."""
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    """Score at or above which a binary classifier's prediction counts as positive
+    (precision and recall in monitoring)."""
     trusted_types: list[str] = Field(default_factory=list)
     """Extra types that model serialization (skops) may load, beyond esteira's defaults."""
+
+
+class RuntimeSection(_Section):
+    """Threads: `[runtime]`."""
+
+    threads: int | None = Field(default=None, ge=1)
+    """Threads for steps, gates and batch prediction; by default the cores not already busy."""
+    serving_threads: int = Field(default=1, ge=1)
+    """Threads per prediction in the service (concurrent requests use the other cores); the
+    compatibility gate times the model with the same."""
+
+
+class MonitoringSection(_Section):
+    """Drift monitoring: `[monitoring]`."""
+
+    ignore_columns: list[str] = Field(default_factory=list)
+    """Inputs left out of the drift share and the drift trigger (still measured and shown),
+    e.g. calendar columns that move by design: month, season."""
 
 
 class Thresholds(_Section):
     """Data validation limits: `[validation]`, and `[validation.columns.NAME]` per column."""
 
     max_null_rate_increase: float = 0.2
+    """A column fails when its null rate rose by more than this (0.2: 20 points)."""
     max_unseen_category_rate: float = 0.1
+    """A category column fails when more than this share of its values were never seen."""
     max_out_of_range_rate: float = 0.5
+    """A number column fails when more than this share of values fall outside the
+    reference's range."""
     max_mean_shift_std: float = 4.0
+    """A number column fails when its mean moved more than this many reference standard
+    deviations."""
     max_psi: float = 0.25
+    """Population stability index above which a column warns (fails with `block_on_drift`)."""
     max_js: float = 0.2
+    """Jensen-Shannon distance above which a column warns (fails with `block_on_drift`)."""
     block_on_drift: bool = False
     """PSI and Jensen-Shannon over their limits warn; true makes them fail the batch."""
 
 
 class ValidationConfig(Thresholds):
+    """Data validation of new batches (`ctx.validate_batch`): `[validation]`."""
+
     extra_columns: Literal["ignore", "warn", "error"] = "warn"
+    """What a column that the reference does not have does to the batch."""
     ignore_columns: list[str] = Field(default_factory=list)
+    """Columns left out of validation (identifiers, calendar columns that move by design)."""
     reference_batches: int = Field(default=3, ge=1)
     """How many accepted batches before a new one form its reference."""
     columns: dict[str, Thresholds] = Field(default_factory=dict)
+    """Limits for one column, over the ones above: `[validation.columns.NAME]`."""
 
     def for_column(self, name: str) -> Thresholds:
         """The global limits, with what `[validation.columns.NAME]` sets on top."""
@@ -84,22 +160,34 @@ class ValidationConfig(Thresholds):
 class GatesConfig(_Section):
     """When a challenger may replace the champion: `[gates]` in esteira.toml."""
 
-    metric: str = "roc_auc"
-    """The metric compared with the champion, on the same, newest test data."""
+    metric: str = ""
+    """The metric compared with the champion, on the same, newest test data; by default the
+    task's (binary: roc_auc, multiclass: log_loss, regression: rmse)."""
     tolerance: float = 0.0
     """How much worse than the champion the challenger may be on `metric`."""
     thresholds: dict[str, float] = Field(default_factory=dict)
     """Absolute limits on the challenger's test metrics: a floor for metrics where greater is
-    better (roc_auc), a ceiling for the others (log_loss)."""
+    better (roc_auc), a ceiling for the others (log_loss, rmse; on its size for bias)."""
     segment: str | None = None
     """A column (e.g. origin airport): no segment may fall behind the champion's by more than
     `segment_tolerance`."""
     segment_tolerance: float = 0.02
+    """How much worse than the champion's the challenger's `metric` may be in one segment."""
     min_segment_rows: int = 200
-    latency_budget_ms: float = 100.0
-    """Median time for the model, loaded in a fresh process from the registry, to predict its
-    input example."""
+    """Segments with fewer test rows are not compared (too few to judge)."""
+    latency_budget_ms: float | None = Field(default=None, gt=0)
+    """Most milliseconds the model, loaded from the registry in a fresh process with the
+    service's threads, may take to predict its input example (median of many calls after
+    warm-up): a serving objective. Unset, the budget is relative (`latency_budget_ratio`)."""
+    latency_budget_ratio: float = Field(default=2.0, ge=1)
+    """Without `latency_budget_ms`: the fresh process's median may be at most this many times
+    the median measured in the gating process (same example, same threads), plus
+    `latency_slack_ms`."""
+    latency_slack_ms: float = Field(default=5.0, ge=0)
+    """Noise allowed on top of the relative budget (a busy machine, a context switch)."""
     check_compatibility: bool = True
+    """Load the challenger from the registry in a fresh process and time a prediction;
+    false skips this gate."""
 
 
 class TriggersConfig(_Section):
@@ -120,25 +208,41 @@ class CTConfig(_Section):
     """Continuous training of one model: `[ct]` in esteira.toml."""
 
     model: str = ""
+    """The registered model CT trains and watches; also the default `--model` of serve,
+    predict and monitor."""
     pipeline: str = "train"
+    """The pipeline a CT run runs."""
     batch_param: str = "end"
     """The pipeline parameter that names the newest batch to train on."""
     batch_only_params: dict[str, Any] = Field(default_factory=dict)
     """Extra parameters that make the pipeline cover only that batch (for monitoring)."""
     batch_table: str = ""
+    """The lake table new batches land in (the `new_data` trigger and replay read it)."""
     batch_column: str = "batch"
+    """The column of `batch_table` that labels each row's batch."""
+    batch_period: Literal["hour", "day", "week", "month", "integer"] | None = None
+    """How batches are labelled: hour (2013-04-05T13), day (2013-04-05), week (2013-W14),
+    month (2013-04) or integer (7, ordered as numbers); inferred from the labels when unset."""
     data_output: str = "features"
     """The pipeline output holding the features and the label of the batches it covers."""
     reference_output: str = "train_set"
     """The pipeline output the model learned from: the reference for drift."""
     label: str = "label"
-    metric: str = "roc_auc"
+    """The column holding the true outcome (monitoring, replay, `esteira.steps.promote`)."""
+    metric: str = ""
+    """The metric monitoring reports and the performance trigger watches; by default the
+    task's (binary: roc_auc, multiclass: log_loss, regression: rmse)."""
     interval_s: float = 60.0
+    """Seconds between the controller's checks of its triggers (`esteira ct start`)."""
     triggers: TriggersConfig = Field(default_factory=TriggersConfig)
+    """When to retrain: `[ct.triggers]`."""
 
 
 class PipelineSection(_Section):
+    """One pipeline: `[pipelines.NAME]`."""
+
     params: dict[str, Any] = Field(default_factory=dict)
+    """Its parameters' values, over the defaults in code: `[pipelines.NAME.params]`."""
 
 
 class Config(_Section):
@@ -146,7 +250,9 @@ class Config(_Section):
     tracking: TrackingSection = Field(default_factory=TrackingSection)
     metadata: MetadataSection = Field(default_factory=MetadataSection)
     lake: LakeSection = Field(default_factory=LakeSection)
-    models: ModelsSection = Field(default_factory=ModelsSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    runtime: RuntimeSection = Field(default_factory=RuntimeSection)
+    monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
     pipelines: dict[str, PipelineSection] = Field(default_factory=dict)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
@@ -159,6 +265,7 @@ class Settings(BaseModel):
     root: Path
     name: str
     modules: list[str]
+    paths: list[Path]
     home: Path
     tracking_uri: str
     registry_uri: str
@@ -169,6 +276,9 @@ class Settings(BaseModel):
     mlflow_artifacts_path: Path
     trusted_types: list[str]
     pipeline_params: dict[str, dict[str, Any]]
+    model: ModelSection
+    runtime: RuntimeSection
+    monitoring: MonitoringSection
     validation: ValidationConfig
     gates: GatesConfig
     ct: CTConfig
@@ -180,57 +290,68 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
     root = Path(root).resolve()
     if not root.is_dir():
         raise ConfigError(f"project folder {root} does not exist; pass --project DIR")
-    config = _read_config(root / CONFIG_FILE)
-    home = Path(env.get("ESTEIRA_HOME") or root / ".esteira").resolve()
-    tracking_uri = (
-        env.get("MLFLOW_TRACKING_URI") or config.tracking.uri or f"sqlite:///{home / 'mlflow.db'}"
-    )
+    config = with_environment(read_config(root / CONFIG_FILE), env)
+    check_settings(config.model.task, _named_metrics(config))
+    home = Path(env.get(HOME_VARIABLE) or root / ".esteira").resolve()
+    tracking_uri = config.tracking.uri or f"sqlite:///{home / 'mlflow.db'}"
     name = config.project.name or root.name
     return Settings(
         root=root,
         name=name,
         modules=config.project.modules,
+        paths=[(root / p).resolve() for p in config.project.paths],
         home=home,
         tracking_uri=tracking_uri,
-        registry_uri=env.get("MLFLOW_REGISTRY_URI") or config.tracking.registry_uri or tracking_uri,
-        experiment=env.get("MLFLOW_EXPERIMENT_NAME") or config.tracking.experiment or name,
-        metadata_url=env.get("ESTEIRA_METADATA_URL")
-        or config.metadata.url
-        or f"sqlite:///{home / 'esteira.db'}",
-        lake_path=_resolve(root, env.get("ESTEIRA_LAKE") or config.lake.path, home / "lake"),
+        registry_uri=config.tracking.registry_uri or tracking_uri,
+        experiment=config.tracking.experiment or name,
+        metadata_url=config.metadata.url or f"sqlite:///{home / 'esteira.db'}",
+        lake_path=_resolve(root, config.lake.path, home / "lake"),
         artifacts_path=home / "artifacts",
         mlflow_artifacts_path=home / "mlartifacts",
-        trusted_types=[*DEFAULT_TRUSTED_TYPES, *config.models.trusted_types],
+        trusted_types=[*DEFAULT_TRUSTED_TYPES, *config.model.trusted_types],
         pipeline_params={name: p.params for name, p in config.pipelines.items()},
+        model=config.model,
+        runtime=config.runtime,
+        monitoring=config.monitoring,
         validation=config.validation,
         gates=config.gates,
         ct=config.ct,
     )
 
 
+def _named_metrics(config: Config) -> dict[str, str]:
+    """The metrics that settings name, to be checked against the task."""
+    named = {"[gates] metric": config.gates.metric, "[ct] metric": config.ct.metric}
+    named |= {f"[gates] thresholds.{name}": name for name in config.gates.thresholds}
+    return {setting: name for setting, name in named.items() if name}
+
+
+def with_environment(config: Config, env: Mapping[str, str]) -> Config:
+    """`config` with the keys that environment variables set (`ENVIRONMENT`) replaced."""
+    changes: dict[str, dict[str, str]] = {}
+    for key, variable in ENVIRONMENT.items():
+        if env.get(variable):
+            section, name = key.split(".")
+            changes.setdefault(section, {})[name] = env[variable]
+    updated = {s: getattr(config, s).model_copy(update=kv) for s, kv in changes.items()}
+    return config.model_copy(update=updated)
+
+
 def _resolve(root: Path, value: str, default: Path) -> Path:
     return (root / value).resolve() if value else default
 
 
-def _read_config(path: Path) -> Config:
+def read_config(path: Path) -> Config:
+    """The settings `path` holds (all defaults when it does not exist), checked."""
     if not path.exists():
         return Config()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    if "models" in raw and "model" not in raw:  # the section's former name
+        raw["model"] = raw.pop("models")
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_explain(path, e)) from None
-
-
-def _explain(path: Path, error: ValidationError) -> str:
-    lines = [f"{path} has {error.error_count()} invalid setting(s):"]
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"])
-        if item["type"] == "extra_forbidden":
-            lines.append(f"  - '{key}': unknown key (check its spelling and section)")
-        else:
-            lines.append(f"  - '{key}': {item['msg']} (got {item.get('input')!r})")
-    return "\n".join(lines)
+        raise ConfigError(explain(path, e, Config, raw)) from None

@@ -129,7 +129,7 @@ def _tables(accesses: Sequence[TableAccess]) -> str:
 
 
 def policy_table(result: PolicyResult) -> Table:
-    metric = result.metric
+    metric = result.metric or "metric"
     table = Table(title=f"policy: {result.policy}", title_justify="left")
     for col in ("batch", "champion", metric, "drift share", "action", "why"):
         table.add_column(col, overflow="fold")
@@ -159,7 +159,7 @@ def replay_summary(results: Sequence[PolicyResult]) -> Table:
     table = Table(title="policies side by side", title_justify="left")
     table.add_column("batch")
     for r in results:
-        table.add_column(f"{r.policy} {r.metric}", justify="right")
+        table.add_column(f"{r.policy} {r.metric or 'metric'}", justify="right")
     for i, batch in enumerate(row.batch for row in results[0].rows):
         cells = []
         for r in results:
@@ -170,7 +170,7 @@ def replay_summary(results: Sequence[PolicyResult]) -> Table:
     table.add_section()
     table.add_row("retrains", *(str(r.retrains) for r in results))
     table.add_row(
-        f"mean {results[0].metric}",
+        f"mean {results[0].metric or 'metric'}",
         *(f"{r.mean_metric:.4f}" if r.mean_metric is not None else "-" for r in results),
     )
     table.add_row("time", *(f"{r.seconds:.0f} s" for r in results))
@@ -179,6 +179,11 @@ def replay_summary(results: Sequence[PolicyResult]) -> Table:
 
 
 def monitoring_table(record: MonitoringRecord, metric: str) -> Table:
+    """Drift per column; the caption gives the record's key metric (`metric`, else its
+    task's default)."""
+    from esteira.monitoring.performance import MONITORED, key_metric, record_task
+
+    metric, task = key_metric(metric, record), record_task(record)
     table = Table(
         title=f"{record.model} v{record.version} on {record.batch}: {record.rows:,} rows, "
         f"{record.drift_share:.0%} of features drifted",
@@ -191,9 +196,9 @@ def monitoring_table(record: MonitoringRecord, metric: str) -> Table:
         table.add_row(column, d["test"], f"{d['value']:.4g}", str(d["threshold"]),
                       f"{d['psi']:.3f}", verdict)  # fmt: skip
     if metric in record.metrics:
-        table.caption = (
-            f"{metric} {record.metrics[metric]:.4f} on {record.metrics['rows']:,} labelled rows"
-        )
+        shown = dict.fromkeys([metric, *MONITORED[task].metrics])
+        figures = ", ".join(f"{m} {record.metrics[m]:.4f}" for m in shown if m in record.metrics)
+        table.caption = f"{figures} on {record.metrics['rows']:,} labelled rows ({task})"
     return table
 
 

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import cached_property, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from esteira.config import Settings, load_settings
 from esteira.errors import ConfigError, NotFound
 
 if TYPE_CHECKING:
+    from esteira.artifacts import ArtifactStore
     from esteira.features import FeatureService, FeatureStore, FeatureView
     from esteira.lake import Lake
     from esteira.metadata import MetadataStore
-    from esteira.pipelines.artifacts import ArtifactStore
     from esteira.pipelines.dag import Pipeline
-    from esteira.pipelines.runner import RunResult, StepEvent
     from esteira.tracking import Tracker
 
 DEFAULT_MODULE = "pipelines"
@@ -87,34 +86,13 @@ class Project:
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
-        from esteira.pipelines.artifacts import ArtifactStore
-        from esteira.tracking import save_model
+        from esteira.artifacts import ArtifactStore
+        from esteira.tracking import load_model, save_model
 
         return ArtifactStore(
             self.settings.artifacts_path,
             partial(save_model, trusted_types=self.settings.trusted_types),
-        )
-
-    def run(
-        self,
-        pipeline: str,
-        params: Mapping[str, Any] | None = None,
-        only: str | None = None,
-        use_cache: bool = True,
-        trigger: str = "manual",
-        trigger_reason: str = "",
-        on_event: Callable[[StepEvent], None] | None = None,
-        until: str | None = None,
-    ) -> RunResult:
-        """Run a pipeline (or `only` one step, or the steps `until` one needs); parameters:
-        code defaults < esteira.toml < `params`."""
-        from esteira.pipelines.params import resolve_params
-        from esteira.pipelines.runner import Runner
-
-        p = self.pipeline(pipeline)
-        resolved = resolve_params(p, self.settings.pipeline_params.get(pipeline, {}), params or {})
-        return Runner(self, on_event).run(
-            p, resolved, only, use_cache, trigger, trigger_reason, until
+            load_model,
         )
 
 
@@ -138,15 +116,19 @@ def _import_definitions(
     from esteira.pipelines.dag import Pipeline
 
     modules = settings.modules or [DEFAULT_MODULE]
-    root = str(settings.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    folders = [settings.root, *settings.paths]
+    for folder in reversed(folders):  # the project's own come first
+        if not folder.is_dir():
+            raise ConfigError(f"[project] paths: {folder} is not a folder")
+        if str(folder) in sys.path:
+            sys.path.remove(str(folder))
+        sys.path.insert(0, str(folder))
+    _forget({*(m.split(".")[0] for m in modules), *_top_level_names(folders)})
     importlib.invalidate_caches()
     found: dict[str, Pipeline] = {}
     views: dict[str, FeatureView] = {}
     services: dict[str, FeatureService] = {}
     for name in modules:
-        _forget(name, settings.root)
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
@@ -168,9 +150,20 @@ def _import_definitions(
     return found, views, services
 
 
-def _forget(module: str, root: Path) -> None:
-    """Drop an earlier import of `module` (and its package) so this project's code is read
-    fresh: two projects may both have a `pipelines` module, and code may have changed."""
-    top = module.split(".")[0]
-    for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+def _top_level_names(folders: list[Path]) -> set[str]:
+    """The packages and modules importable from `folders`."""
+    names = set()
+    for folder in folders:
+        for entry in folder.iterdir():
+            if entry.suffix == ".py" or (entry / "__init__.py").exists():
+                names.add(entry.stem)
+    return names
+
+
+def _forget(tops: set[str]) -> None:
+    """Drop earlier imports of these packages and modules so this project's code is read
+    fresh and from its own folders: two projects may both have a `pipelines` module, the
+    code may have changed, and shared code may come from another copy of a project."""
+    tops = tops - {__name__.split(".")[0]}  # never esteira itself
+    for name in [m for m in sys.modules if m.split(".")[0] in tops]:
         del sys.modules[name]

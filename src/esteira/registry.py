@@ -151,7 +151,7 @@ class Registry:
         actor: str | None,
         pipeline_run_id: str | None,
     ) -> AliasChange:
-        from esteira.pipelines.runner import executor
+        from esteira.provenance import executor
 
         if not reason.strip():
             raise PromotionError(f"say why you {action} '{name}' (--reason)")

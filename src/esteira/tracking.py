@@ -216,7 +216,7 @@ def checked_trusted_types(model: Any, allowed: Iterable[str]) -> list[str]:
     if refused:
         raise TrackingError(
             f"the model contains types that skops does not trust: {refused}. If you trust "
-            "them, list them under [models] trusted_types in esteira.toml."
+            "them, list them under [model] trusted_types in esteira.toml."
         )
     return sorted(untrusted)
 

@@ -1,5 +1,5 @@
 """Split in time, train a gradient-boosted classifier, evaluate it overall and per airport,
-and register it.
+and register it (the pipeline's built-in `promote` step then runs the gates).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from esteira import Context, step
 from flight_delays.feature_views import departure
-from flight_delays.features import CATEGORICAL, FEATURES, NUMERIC, SEGMENT, TARGET
+from flight_delays.features import FEATURES, SEGMENT, TARGET, fit, is_categorical
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,42 +33,18 @@ def train(
     max_leaf_nodes: int = 31,
     seed: int = 13,
 ) -> Pipeline:
-    from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder
 
-    encode = ColumnTransformer(
-        [
-            (
-                "categories",
-                OrdinalEncoder(
-                    handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2
-                ),
-                CATEGORICAL,
-            )
-        ],
-        remainder="passthrough",
-        verbose_feature_names_out=False,
-    )
     classifier = HistGradientBoostingClassifier(
         learning_rate=learning_rate,
         max_iter=max_iter,
         max_leaf_nodes=max_leaf_nodes,
-        categorical_features=[True] * len(CATEGORICAL) + [False] * len(NUMERIC),
+        categorical_features=is_categorical(),
         early_stopping=True,
         random_state=seed,
     )
-    model = Pipeline([("encode", encode), ("classify", classifier)])
-    model.fit(train_set[FEATURES], train_set[TARGET])
-    ctx.log_dataset(train_set, "train_set", table="raw_flights", targets=TARGET)
-    ctx.log_params(
-        {
-            "model": "HistGradientBoostingClassifier",
-            "train_rows": len(train_set),
-            "iterations_used": classifier.n_iter_,
-        }
-    )
+    model = fit(ctx, classifier, train_set, TARGET)
+    ctx.log_params({"iterations_used": classifier.n_iter_})
     return model
 
 
@@ -117,15 +93,3 @@ def register(
         features=departure,  # served, it also takes requests that carry only a departure
     )
     return {"name": registered.name, "version": registered.version, "uri": registered.model_uri}
-
-
-@step(outputs="decision")
-def validate_model(ctx: Context, registered: dict, test_set: pd.DataFrame) -> dict:
-    """The challenger replaces the champion only if it passes the gates in esteira.toml:
-    thresholds, not worse than the champion on the same newest flights, no airport left
-    behind, and it loads and predicts in a fresh process within the latency budget."""
-    name, version = registered["name"], registered["version"]
-    decision = ctx.validate_model(name, version, test_set, label=TARGET)
-    if decision.passed:
-        ctx.promote(name, version, reason=decision.summary())
-    return decision.to_dict()

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 ProjectOption = Annotated[
     Path, typer.Option("--project", "-p", help="Project folder (holds esteira.toml).")
 ]
+# Help text is rich markup, where "[ct]" would be a style tag: "\\[" keeps the bracket.
+ModelOption = Annotated[str | None, typer.Option(help="Registered model (default: \\[ct] model).")]
 
 
 def new_console() -> Console:

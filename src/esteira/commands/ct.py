@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from esteira.batches import FORMS, period_of
 from esteira.commands.common import ProjectOption, interrupt_on_sigterm, new_console
 
 app = typer.Typer(help="Continuous training: controller, triggers, replay.", no_args_is_help=True)
@@ -16,8 +17,8 @@ app = typer.Typer(help="Continuous training: controller, triggers, replay.", no_
 @app.command("replay")
 def ct_replay(
     project: ProjectOption = Path("."),
-    first: Annotated[str, typer.Option("--from", help="First batch (month), YYYY-MM.")] = "",
-    last: Annotated[str, typer.Option("--to", help="Last batch (month), YYYY-MM.")] = "",
+    first: Annotated[str, typer.Option("--from", help=f"First batch; batches are {FORMS}.")] = "",
+    last: Annotated[str, typer.Option("--to", help="Last batch, in the same form.")] = "",
     policy: Annotated[
         list[str] | None,
         typer.Option(help="never | schedule | drift | performance; repeat to compare."),
@@ -25,17 +26,20 @@ def ct_replay(
 ) -> None:
     """Replay past batches through the CT loop under retraining policies, side by side.
 
+    Batches go from --from to --to in order, labelled as the batch table labels them.
+
     Example: esteira ct replay -p examples/flight_delays --from 2013-04 --to 2013-12
     --policy never --policy drift
     """
+    from esteira.config import load_settings
     from esteira.console import policy_table, replay_summary
-    from esteira.ct.replay import monthly_batches, replay
+    from esteira.ct.replay import replay
 
     if not first or not last:
         raise typer.BadParameter("give --from and --to, e.g. --from 2013-04 --to 2013-12")
     console = new_console()
     policies = policy or ["never", "drift"]
-    batches = monthly_batches(first, last)
+    batches = period_of([first, last], load_settings(project).ct.batch_period).range(first, last)
 
     def progress(name: str, row) -> None:
         done = "retrained" if row.retrained else ("quarantined" if row.quarantined else "kept")

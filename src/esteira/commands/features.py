@@ -32,7 +32,7 @@ def features_list(project: ProjectOption = Path(".")) -> None:
         table.add_row(
             v.name,
             v.source,
-            ", ".join(v.entities),
+            ", ".join(v.entities) or "(global)",
             v.timestamp or "(static)",
             ", ".join(v.features),
             str(v.ttl or "-"),
@@ -84,7 +84,7 @@ def features_show(
     console.print(f"[bold]{v.name}[/]  {v.description}", highlight=False)
     for label, value in (
         ("source", v.source),
-        ("entities", ", ".join(v.entities)),
+        ("entities", ", ".join(v.entities) or "(global: one row per time, no key)"),
         ("timestamp", v.timestamp or "(static: joined on the keys alone)"),
         ("features", ", ".join(v.features)),
         ("ttl", str(v.ttl or "none")),

@@ -3,39 +3,50 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from esteira.commands.common import ProjectOption, new_console, number
+
+if TYPE_CHECKING:
+    from esteira.project import Project
 
 
 def models(
     name: Annotated[str | None, typer.Argument(help="Model name; all models when omitted.")] = None,
     project: ProjectOption = Path("."),
     metric: Annotated[
-        list[str] | None, typer.Option(help="Metrics to show (default: a few common ones).")
+        list[str] | None,
+        typer.Option(help="Run metrics to show (default: those of the versions' task)."),
     ] = None,
 ) -> None:
-    """List registered models, or the versions of one: aliases, key metrics and lineage.
+    """List registered models, or the versions of one: aliases, task, the gates' verdict on
+    the task's metric, the run's metrics and lineage.
 
     Example: esteira models flight_delays --project examples/flight_delays
     """
     from rich.table import Table
 
+    from esteira.metrics import fitting
+    from esteira.models import version_task
     from esteira.project import open_project
     from esteira.registry import Registry
 
-    registry = Registry(open_project(project))
+    opened = open_project(project)
+    registry = Registry(opened)
     if name is None:
         for model in registry.models() or ["(no registered model yet)"]:
             new_console().print(model)
         return
-    shown = metric or ["roc_auc", "pr_auc", "log_loss", "accuracy", "rmse"]
     versions = registry.versions(name)
-    present = [m for m in shown if any(m in v.metrics for v in versions)]
+    tasks = {v.version: version_task(opened, name, v.version, v.tags) for v in versions}
+    shown = metric or [m for task in dict.fromkeys(tasks.values()) for m in fitting(task)]
+    present = [m for m in dict.fromkeys(shown) if any(m in v.metrics for v in versions)]
+    gated = _gate_verdicts(opened, name)
     table = Table(title=f"model {name}", title_justify="left")
-    for col in ("version", "aliases", "created (UTC)", *present, "pipeline run", "code", "data"):
+    columns = ("version", "aliases", "created (UTC)", "task", "gates", *present)
+    for col in (*columns, "pipeline run", "code", "data"):
         table.add_column(col, overflow="fold")
     for v in versions:
         data = ", ".join(
@@ -47,12 +58,28 @@ def models(
             v.version,
             ", ".join(v.aliases),
             f"{v.created_at:%Y-%m-%d %H:%M}",
+            tasks[v.version],
+            gated.get(v.version, "-"),
             *(number(v.metrics[m]) if m in v.metrics else "-" for m in present),
             v.tags.get("esteira.pipeline_run_id", "")[:12],
             v.tags.get("esteira.code_version", "")[:8],
             data,
         )
     new_console().print(table)
+
+
+def _gate_verdicts(project: Project, name: str) -> dict[str, str]:
+    """Per version, the latest gate decision: passed or failed, with the metric it was
+    judged on and the version's figure on the gates' test data."""
+    verdicts: dict[str, str] = {}
+    for d in project.metadata.gate_decisions(name, limit=500):  # newest first
+        if d.version in verdicts:
+            continue
+        key = d.checks.get("metric", "")
+        figure = d.checks.get("metrics", {}).get(key)
+        shown = f" {key} {number(figure)}" if figure is not None else ""
+        verdicts[d.version] = ("[green]passed[/]" if d.passed else "[red]failed[/]") + shown
+    return verdicts
 
 
 def promote(

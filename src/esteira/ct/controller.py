@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from esteira.batches import as_label, period_of
 from esteira.ct.triggers import CTState, Fire, Trigger, evaluate, from_config
 from esteira.errors import ConfigError, EsteiraError, StepFailed
 from esteira.metadata import CTRun
@@ -75,7 +76,8 @@ class Controller:
             run_id = champion.tags.get("esteira.pipeline_run_id", "")
             if run_id:
                 run = self.project.metadata.run(run_id)
-                trained_batch = run.params.get(self.config.batch_param)
+                trained = run.params.get(self.config.batch_param)
+                trained_batch = None if trained is None else as_label(trained)
                 trained_at = run.started_at
         monitoring = self.project.metadata.latest_monitoring(self.model)
         if (
@@ -92,6 +94,7 @@ class Controller:
             trained_batch=trained_batch,
             newest_batch=newest_batch if newest_batch is not None else self._newest_batch(),
             monitoring=monitoring,
+            batch_period=self.config.batch_period,
         )
 
     def check(self, now: datetime | None = None) -> list[Fire]:
@@ -103,12 +106,13 @@ class Controller:
         self, fires: list[Fire], batch: str | None = None, params: dict[str, Any] | None = None
     ) -> CTRun:
         """Run the training pipeline for `fires` (the first names the trigger), under the lock."""
+        from esteira.pipelines.runner import run_pipeline
         from esteira.registry import Registry
 
         batch = batch or self._newest_batch()
         params = dict(params or {})
         if batch:
-            params.setdefault(self.config.batch_param, batch)
+            params.setdefault(self.config.batch_param, self.batch_value(batch))
         reason = "; ".join(f"{f.trigger}: {f.reason}" for f in fires)
         with ct_lock(self.project, self.model):
             registry = Registry(self.project)
@@ -119,8 +123,12 @@ class Controller:
             self.log(f"CT run of {self.model}: {reason}")
             status, error, run_id = "failed", None, None
             try:
-                result = self.project.run(
-                    self.config.pipeline, params, trigger=fires[0].trigger, trigger_reason=reason
+                result = run_pipeline(
+                    self.project,
+                    self.config.pipeline,
+                    params,
+                    trigger=fires[0].trigger,
+                    trigger_reason=reason,
                 )
                 status, run_id = "completed", result.run_id
             except StepFailed as e:
@@ -183,12 +191,27 @@ class Controller:
         found = registry.by_alias(self.model, CHAMPION)
         return found.version if found else None
 
+    def batch_value(self, batch: str) -> Any:
+        """`batch` as the pipeline's batch parameter: typed like its default (7, not "7",
+        for a pipeline whose `end` defaults to an integer)."""
+        from esteira.pipelines.params import parse_assignments
+
+        pipeline = self.project.pipeline(self.config.pipeline)
+        if self.config.batch_param not in pipeline.params:
+            return batch  # the runner names the missing parameter
+        return parse_assignments(pipeline, [f"{self.config.batch_param}={batch}"])[
+            self.config.batch_param
+        ]
+
     def _newest_batch(self) -> str | None:
         table, column = self.config.batch_table, self.config.batch_column
         if not table or not self.project.lake.exists(table):
             return None
         labels, _ = self.project.lake.read(table, columns=[column])
-        return str(labels[column].max()) if len(labels) else None
+        present = labels[column].dropna().unique()
+        return (
+            period_of(present, self.config.batch_period).newest(present) if len(present) else None
+        )
 
     def _interrupted(self) -> CTRun | None:
         runs = self.project.metadata.ct_runs(self.model, limit=1)

@@ -1,5 +1,6 @@
-"""Replay: feed past monthly batches in time order through the whole CT loop, once per
-retraining policy, to choose a policy from real history.
+"""Replay: feed past batches (hours, days, weeks, months or integers, see `esteira.batches`)
+in order through the whole CT loop, once per retraining policy, to choose a policy from
+real history.
 
 For each batch: land and prepare it (data validation included), score it with the champion
 trained before it (so no batch is ever scored by a model that saw it), record monitoring,
@@ -14,10 +15,10 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from esteira.batches import period_of
 from esteira.ct.triggers import Fire, Trigger, drift, evaluate, performance, schedule
 from esteira.errors import ConfigError, StepFailed
 from esteira.validation.data import DataValidationError
@@ -59,15 +60,6 @@ class PolicyResult:
         return sum(values) / len(values) if values else None
 
 
-def monthly_batches(first: str, last: str) -> list[str]:
-    import pandas as pd
-
-    try:
-        return [p.strftime("%Y-%m") for p in pd.period_range(first, last, freq="M")]
-    except ValueError as e:
-        raise ConfigError(f"--from {first} --to {last}: give months as YYYY-MM ({e})") from None
-
-
 def policy_triggers(policy: str, config: TriggersConfig, metric: str) -> list[Trigger]:
     """The one trigger a policy replays, with the project's limits where it set them."""
     if policy == "never":
@@ -100,7 +92,10 @@ def _replay_policy(
     root: Path, batches: list[str], policy: str, on_row: Callable[[str, BatchRow], None]
 ) -> PolicyResult:
     from esteira.ct.controller import Controller
+    from esteira.metrics import resolve_metric
     from esteira.monitoring.monitor import monitor_batch, reference_profile
+    from esteira.monitoring.performance import key_metric
+    from esteira.pipelines.runner import run_pipeline
     from esteira.project import load_project
 
     started = time.perf_counter()
@@ -110,21 +105,24 @@ def _replay_policy(
     ct = project.settings.ct
     triggers = policy_triggers(policy, ct.triggers, ct.metric)
     controller = Controller(project, triggers=triggers, log=lambda message: None)
-    result = PolicyResult(policy, ct.metric)
+    task = project.settings.model.task  # else known from the first monitoring record
+    result = PolicyResult(policy, resolve_metric(ct.metric, task) if task else ct.metric)
 
-    first = monthly_batches(batches[0], batches[0])[0]
-    bootstrap = _month_before(first)
+    period = period_of(batches, ct.batch_period)
+    batches = period.sorted(batches)
+    bootstrap = period.previous(batches[0])
     controller.run([Fire("bootstrap", f"initial champion, trained up to {bootstrap}")], bootstrap)
-    trained_at = _month_start(first)
+    trained_at = period.start(batches[0])
     profiles: dict[str, object] = {}
 
     for batch in batches:
-        state = controller.state(now=_month_start(batch), newest_batch=batch)
+        state = controller.state(now=period.start(batch), newest_batch=batch)
         row = BatchRow(batch, state.champion, None, None)
         try:
-            prepared = project.run(
+            prepared = run_pipeline(
+                project,
                 ct.pipeline,
-                {ct.batch_param: batch, **ct.batch_only_params},
+                {ct.batch_param: controller.batch_value(batch), **ct.batch_only_params},
                 until=ct.data_output,
                 trigger="replay",
                 trigger_reason=f"prepare batch {batch}",
@@ -146,33 +144,20 @@ def _replay_policy(
                 project, ct.model, state.champion, batch, data, ct.label,
                 profiles[state.champion], "replay", project.settings.gates.segment,
             )  # fmt: skip
-            row.metric, row.drift_share = record.metrics.get(ct.metric), record.drift_share
+            result.metric = key_metric(ct.metric, record)
+            row.metric, row.drift_share = record.metrics.get(result.metric), record.drift_share
         # Decide at the end of the batch, in simulated time, with what monitoring just saw.
         state = replace(
-            controller.state(now=_month_start(_month_after(batch)), newest_batch=batch),
+            controller.state(now=period.end(batch), newest_batch=batch),
             last_training_at=trained_at,
         )
         fires = evaluate(triggers, state)
         if fires:
             run = controller.run(fires, batch)
             row.retrained, row.reason = True, run.reason
-            trained_at = _month_start(_month_after(batch))
+            trained_at = period.end(batch)
         row.champion_after = controller.state(newest_batch=batch).champion
         result.rows.append(row)
         on_row(policy, row)
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _month_start(batch: str) -> datetime:
-    return datetime.strptime(batch + "-01", "%Y-%m-%d")
-
-
-def _month_before(batch: str) -> str:
-    start = _month_start(batch)
-    return f"{start.year - (start.month == 1)}-{(start.month - 2) % 12 + 1:02d}"
-
-
-def _month_after(batch: str) -> str:
-    start = _month_start(batch)
-    return f"{start.year + (start.month == 12)}-{start.month % 12 + 1:02d}"

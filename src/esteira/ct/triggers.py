@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from esteira.batches import period_of
 from esteira.metrics import metric
+from esteira.monitoring.performance import key_metric
 
 if TYPE_CHECKING:
     from esteira.config import TriggersConfig
@@ -36,6 +38,8 @@ class CTState:
     """The newest batch in the lake."""
     monitoring: MonitoringRecord | None
     """The latest monitoring record of the champion."""
+    batch_period: str | None = None
+    """How batches are labelled (`[ct] batch_period`); None: told from the labels."""
 
 
 Trigger = Callable[[CTState], Fire | None]
@@ -67,8 +71,10 @@ def schedule(cron: str) -> Trigger:
 
 
 def new_data(state: CTState) -> Fire | None:
-    if state.newest_batch and (
-        state.trained_batch is None or state.newest_batch > state.trained_batch
+    newest, trained = state.newest_batch, state.trained_batch
+    if newest and (
+        trained is None
+        or period_of([newest, trained], state.batch_period).is_after(newest, trained)
     ):
         return Fire(
             "new_data",
@@ -79,6 +85,8 @@ def new_data(state: CTState) -> Fire | None:
 
 
 def drift(share: float) -> Trigger:
+    from esteira.monitoring.drift import counted
+
     def check(state: CTState) -> Fire | None:
         m = state.monitoring
         if m is None or m.drift_share < share:
@@ -86,7 +94,7 @@ def drift(share: float) -> Trigger:
         drifted = [
             f"{column} ({d['test']} {d['value']:.3g})"
             for column, d in m.drifted.items()
-            if d["drifted"] and d.get("kind") != "prediction"
+            if d["drifted"] and counted(d)
         ]
         listed = ", ".join(drifted[:4]) + (", ..." if len(drifted) > 4 else "")
         return Fire(
@@ -98,18 +106,24 @@ def drift(share: float) -> Trigger:
     return check
 
 
-def performance(name: str, threshold: float) -> Trigger:
-    m = metric(name)
+def performance(configured: str, threshold: float) -> Trigger:
+    """Fires when the champion's metric (`configured`, else its task's) is worse than
+    `threshold`, in the metric's direction."""
+    if configured:
+        metric(configured, "[ct] metric")  # a misspelt name fails now, not at the first batch
 
     def check(state: CTState) -> Fire | None:
         rec = state.monitoring
-        value = rec.metrics.get(name) if rec else None
+        if rec is None:
+            return None
+        name = key_metric(configured, rec)
+        m, value = metric(name), rec.metrics.get(name)
         if value is None or m.worse_by(value, threshold) <= 0:
             return None
-        side = "below" if m.greater_is_better else "above"
         return Fire(
             "performance",
-            f"{name} {value:.4f} of v{rec.version} on batch {rec.batch} is {side} {threshold}",
+            f"{name} {value:.4f} of v{rec.version} on batch {rec.batch} is {m.worse_side} "
+            f"{threshold}",
         )
 
     return check

@@ -1,5 +1,6 @@
-"""What a project declares in code: feature views (features kept per entity) and feature
-services (what a model's requests carry and how they become the model's inputs)."""
+"""What a project declares in code: feature views (features kept per entity, or global:
+one row per time, such as a city-wide weather feed) and feature services (what a model's
+requests carry and how they become the model's inputs)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from esteira.errors import EsteiraError
-from esteira.pipelines.step import source_of
+from esteira.provenance import source_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,6 +33,8 @@ class FeatureView:
     name: str
     source: str
     entities: tuple[str, ...]
+    """The keys the features are kept by; none for a global view (one row per time, joined
+    on time alone)."""
     features: tuple[str, ...]
     timestamp: str | None = None
     """Event time of each row; None for static attributes (joined on the keys alone)."""
@@ -52,6 +55,11 @@ class FeatureView:
             self.ttl,
             _source(self.transform),
         )
+
+    @property
+    def is_global(self) -> bool:
+        """Kept for everything at once (no entity key): a request needs no key to look it up."""
+        return not self.entities
 
     @property
     def offline_table(self) -> str:
@@ -75,8 +83,13 @@ def feature_view(
 ) -> FeatureView:
     """Declare a feature view (see `FeatureView`)."""
     _check_name("feature view", name)
-    if not entities or not features:
-        raise FeatureError(f"feature view '{name}' needs at least one entity and one feature")
+    if not features:
+        raise FeatureError(f"feature view '{name}' needs at least one feature")
+    if not entities and timestamp is None:
+        raise FeatureError(
+            f"feature view '{name}' has no entity and no timestamp: a view without entities "
+            "(global features) needs timestamp= to hold one row per time"
+        )
     return FeatureView(
         name, source, tuple(entities), tuple(features), timestamp, ttl, transform, description
     )
@@ -86,9 +99,10 @@ def feature_view(
 class FeatureService:
     """The inputs of a model as its callers know them. A request carries the `request`
     fields (entity keys and facts of the event, such as its time); the `views` add what is
-    known about each entity as of the request's time `at` (now when None); `derive`
-    computes the rest from both. Training sets (offline, point in time) and served requests
-    (online store) go through the same definition, so the model sees the same features."""
+    known about each entity (or, for a global view, about everything) as of the request's
+    time `at` (now when None); `derive` computes the rest from both. Training sets (offline,
+    point in time) and served requests (online store) go through the same definition, so
+    the model sees the same features."""
 
     name: str
     request: tuple[tuple[str, str], ...]

@@ -1,6 +1,6 @@
-"""The online store: one SQLite table per view with the latest row of each entity, swapped
-whole in one transaction (readers see the old or the new table, never a mix), and read by
-key, so a request touches only its own entities."""
+"""The online store: one SQLite table per view with the latest row of each entity (of a
+global view: its latest row), swapped whole in one transaction (readers see the old or the
+new table, never a mix), and read by key, so a request touches only its own entities."""
 
 from __future__ import annotations
 
@@ -23,11 +23,15 @@ class OnlineStore:
         self.path = Path(path)
 
     def refresh(self, view: FeatureView, table: pd.DataFrame) -> None:
-        """Keep the latest row per entity of the view's offline `table`."""
+        """Keep the latest row per entity of the view's offline `table` (of a global view,
+        its latest row)."""
         latest = table
-        if view.timestamp:
-            latest = table.sort_values(view.timestamp).groupby(list(view.entities)).tail(1)
-        latest = latest.drop_duplicates(list(view.entities), keep="last").copy()
+        if view.is_global:
+            latest = table.sort_values(view.timestamp, kind="stable").tail(1).copy()
+        else:
+            if view.timestamp:
+                latest = table.sort_values(view.timestamp).groupby(list(view.entities)).tail(1)
+            latest = latest.drop_duplicates(list(view.entities), keep="last").copy()
         if view.timestamp:
             latest[view.timestamp] = latest[view.timestamp].astype(str)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,14 +41,17 @@ class OnlineStore:
             latest.to_sql(staging, con, index=False)
             con.execute(f'DROP TABLE IF EXISTS "{view.name}"')  # its index goes with it
             con.execute(f'ALTER TABLE "{staging}" RENAME TO "{view.name}"')
-            keys = ", ".join(f'"{e}"' for e in view.entities)
-            con.execute(f'CREATE UNIQUE INDEX "{view.name}_keys" ON "{view.name}" ({keys})')
+            if not view.is_global:
+                keys = ", ".join(f'"{e}"' for e in view.entities)
+                con.execute(f'CREATE UNIQUE INDEX "{view.name}_keys" ON "{view.name}" ({keys})')
 
     def lookup(self, view: FeatureView, keys: pd.DataFrame) -> dict[str, list[Any]]:
         """The stored row for each row of `keys`, as columns aligned with `keys` (None where
         an entity has no row): the view's entities, its timestamp (as stored) and features.
         Plain lists rather than a merge: a request has a few rows, and pandas' fixed costs
-        would be most of its latency."""
+        would be most of its latency. A global view's one row goes to every row of `keys`."""
+        if view.is_global:
+            return self._latest(view, len(keys))
         entities = list(view.entities)
         columns = view.columns
         wanted = list(zip(*(keys[e].tolist() for e in entities), strict=True))
@@ -66,6 +73,13 @@ class OnlineStore:
         empty = (None,) * len(columns)
         rows = [stored.get(k, empty) for k in wanted]
         return {c: [row[j] for row in rows] for j, c in enumerate(columns)}
+
+    def _latest(self, view: FeatureView, rows: int) -> dict[str, list[Any]]:
+        select = ", ".join(f'"{c}"' for c in view.columns)
+        with closing(self._connect(view)) as con:
+            found = con.execute(f'SELECT {select} FROM "{view.name}"').fetchone()
+        row = found or (None,) * len(view.columns)
+        return {c: [row[j]] * rows for j, c in enumerate(view.columns)}
 
     def _connect(self, view: FeatureView) -> sqlite3.Connection:
         if not self.path.exists():

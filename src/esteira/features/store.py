@@ -3,10 +3,11 @@
 the online features of served requests.
 
 `training_set` joins views to labelled events with an ASOF join: each event gets the latest
-feature values observed at or before its time, never after, and none older than the TTL.
-Online, a request gets the latest value of each entity under the same rule, measured at the
-request's time. A feature service applies its `derive` after either, so a model is trained
-and served on features computed the same way.
+feature values observed at or before its time, never after, and none older than the TTL
+(matched on the entity keys too, except for a global view, which has none). Online, a
+request gets the latest value of each entity (or the global view's latest) under the same
+rule, measured at the request's time. A feature service applies its `derive` after either,
+so a model is trained and served on features computed the same way.
 """
 
 from __future__ import annotations
@@ -103,10 +104,12 @@ class FeatureStore:
                 need = missing or ["at= (the events' time column)"]
                 raise FeatureError(f"joining view '{view.name}' needs {', '.join(need)}")
             con.register(f"v{i}", self._read(view.offline_table))
-            on = " AND ".join(f'e."{k}" = v{i}."{k}"' for k in view.entities)
+            keys = [f'e."{k}" = v{i}."{k}"' for k in view.entities]
             if view.timestamp:
-                joins.append(f'ASOF LEFT JOIN v{i} ON {on} AND e."{at}" >= v{i}."{view.timestamp}"')
+                on = " AND ".join([*keys, f'e."{at}" >= v{i}."{view.timestamp}"'])
+                joins.append(f"ASOF LEFT JOIN v{i} ON {on}")
             else:
+                on = " AND ".join(keys)
                 joins.append(f"LEFT JOIN v{i} ON {on}")
             fresh = _fresh_sql(view, f"v{i}", f'e."{at}"') if view.ttl and view.timestamp else None
             for f in view.features:
@@ -120,15 +123,22 @@ class FeatureStore:
     def online(
         self,
         name: str | FeatureView,
-        keys: pd.DataFrame,
+        keys: pd.DataFrame | None = None,
         at: datetime | pd.Series | None = None,
     ) -> pd.DataFrame:
         """The latest values of the view's features for each row of entity `keys` (same
         order), as known at `at` (a time, or one per row; default now): missing entities,
-        values observed after `at` and values older than the TTL at `at` come back empty."""
+        values observed after `at` and values older than the TTL at `at` come back empty.
+        A global view needs no keys: one row per time in `at` (one row for a single time)."""
         import pandas as pd
 
         view = self.view(name)
+        if keys is None:
+            if not view.is_global:
+                raise FeatureError(
+                    f"view '{view.name}' is keyed by {list(view.entities)}: pass keys"
+                )
+            keys = pd.DataFrame(index=range(len(at) if isinstance(at, pd.Series) else 1))
         columns = {e: keys[e].to_numpy() for e in view.entities}
         return pd.DataFrame(columns | self._online_values(view, keys, at))
 

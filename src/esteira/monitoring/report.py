@@ -9,13 +9,15 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from esteira.monitoring.drift import counted
 from esteira.monitoring.monitor import PREDICTION
+from esteira.monitoring.performance import MONITORED, key_metric, record_task
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from esteira.metadata import MonitoringRecord
-    from esteira.validation.profile import ColumnProfile, Profile
+    from esteira.summaries.profile import ColumnProfile, Profile
 
 REF, CUR, BAD, OK, INK, GRID = "#8da0cb", "#fc8d62", "#d7301f", "#1a9850", "#222", "#ddd"
 
@@ -40,14 +42,15 @@ def render(
     history: list[MonitoringRecord],
     metric: str,
 ) -> str:
+    metric = key_metric(metric, record)  # `[ct] metric`, else the task's default
     features = {c: d for c, d in record.drifted.items() if d.get("kind") != "prediction"}
-    drifted = [c for c, d in features.items() if d["drifted"]]
+    drifted = [c for c, d in features.items() if d["drifted"] and counted(d)]
     prediction = record.drifted.get(PREDICTION)
     cards = [
         ("rows", f"{record.rows:,}", ""),
         (
             "features drifted",
-            f"{len(drifted)} of {len(features)} ({record.drift_share:.0%})",
+            f"{len(drifted)} of {sum(map(counted, features.values()))} ({record.drift_share:.0%})",
             "bad" if record.drift_share >= 0.5 else "ok",
         ),
         (
@@ -56,10 +59,7 @@ def render(
             "bad" if prediction and prediction["drifted"] else "ok",
         ),
     ]
-    if metric in record.metrics:
-        cards.append((metric, f"{record.metrics[metric]:.4f}", ""))
-    if "calibration_gap" in record.metrics:
-        cards.append(("mean prediction − rate", f"{record.metrics['calibration_gap']:+.3f}", ""))
+    cards += _metric_cards(record, metric)
     parts = [
         f"<h1>Monitoring: {_e(record.model)} v{_e(record.version)}</h1>",
         f"<div class=sub>batch {_e(record.batch)} · generated "
@@ -70,7 +70,8 @@ def render(
         + "</div>",
         "<h2>Drift by column</h2>",
         "<div class=sub>bar: the test's figure against its limit (1 = at the limit); red: drifted."
-        " Distances decide with a large reference, p-value tests with a small one.</div>",
+        " Distances decide with a large reference, p-value tests with a small one; not counted:"
+        " [monitoring] ignore_columns, left out of the drift share.</div>",
         _drift_bars(record.drifted),
         _table(record.drifted),
     ]
@@ -84,17 +85,20 @@ def render(
         )
     segments = record.metrics.get("segments") or {}
     if segments:
+        shown = [m for m in MONITORED[record_task(record)].segment_metrics if m != metric]
         parts.append(
             "<h2>By segment</h2><table><tr><th>segment</th><th>rows</th>"
-            f"<th>{_e(metric)}</th><th>precision</th><th>recall</th></tr>"
+            f"<th>{_e(metric)}</th>" + "".join(f"<th>{_e(m)}</th>" for m in shown) + "</tr>"
         )
         for seg, m in sorted(segments.items()):
             parts.append(
                 f"<tr><td>{_e(seg)}</td><td>{m.get('rows', 0):,}</td>"
-                f"<td>{m.get(metric, float('nan')):.4f}</td><td>{m['precision']:.3f}</td>"
-                f"<td>{m['recall']:.3f}</td></tr>"
+                f"<td>{m.get(metric, float('nan')):.4f}</td>"
+                + "".join(f"<td>{m.get(name, float('nan')):.3f}</td>" for name in shown)
+                + "</tr>"
             )
         parts.append("</table>")
+    parts += _classes(record.metrics) + _residuals(record.metrics)
     parts += [
         "<h2>Distributions</h2><div class='sub legend'>share of rows per reference bin:"
         f"<span style='background:{REF}'></span>reference<span style='background:{CUR}'></span>"
@@ -114,10 +118,76 @@ def render(
     )
 
 
+def _metric_cards(record: MonitoringRecord, metric: str) -> list[tuple[str, str, str]]:
+    """The key metric, the task's other metrics (a binary model's calibration instead)."""
+    found = record.metrics
+    cards = [(metric, f"{found[metric]:.4f}", "")] if metric in found else []
+    if "calibration_gap" in found:
+        return [*cards, ("mean prediction − rate", f"{found['calibration_gap']:+.3f}", "")]
+    others = [m for m in MONITORED[record_task(record)].metrics if m != metric and m in found]
+    return cards + [(m, f"{found[m]:.4g}", "") for m in others]
+
+
+def _classes(found: dict[str, Any]) -> list[str]:
+    """A multiclass model's recall per class and confusion matrix (rows: the true class)."""
+    matrix = found.get("confusion_matrix")
+    if not matrix:
+        return []
+    classes, recall = matrix["classes"], found.get("recall_per_class", {})
+    head = "".join(f"<th>{_e(c)}</th>" for c in classes)
+    rows = "".join(
+        f"<tr><th>{_e(c)}</th>" + "".join(f"<td>{n:,}</td>" for n in counts)
+        + f"<td>{recall.get(c, float('nan')):.3f}</td></tr>"
+        for c, counts in zip(classes, matrix["counts"], strict=True)
+    )  # fmt: skip
+    return [
+        "<h2>Classes</h2><div class=sub>rows: the true class; columns: the predicted class;"
+        " recall: the share of a class's rows predicted as that class</div>",
+        f"<table><tr><th>true ↓ predicted →</th>{head}<th>recall</th></tr>{rows}</table>",
+    ]
+
+
+def _residuals(found: dict[str, Any]) -> list[str]:
+    """A regression model's residuals (label − prediction): quantiles and histogram."""
+    histogram = found.get("residual_histogram")
+    if not histogram:
+        return []
+    quantiles = found.get("residual_quantiles", {})
+    listed = " · ".join(f"{_e(q)} {v:.4g}" for q, v in quantiles.items())
+    edges, counts = histogram["edges"], histogram["counts"]
+    width, height, pad = 760, 140, 18
+    step, top = (width - 8) / max(len(counts), 1), max(counts) or 1
+    svg = [f"<svg width={width} height={height + pad} role=img>"]
+    for i, n in enumerate(counts):
+        h = n / top * (height - 10)
+        low, high = edges[i], edges[i + 1]
+        color = INK if low <= 0 < high else REF
+        svg.append(
+            f"<rect x={4 + i * step:.1f} y={height - h:.1f} width={step * 0.9:.1f} "
+            f"height={h:.1f} fill={color}><title>{low:.4g} to {high:.4g}: {n:,} rows"
+            f"</title></rect>"
+        )
+    for i in (0, len(counts) // 2, len(counts)):
+        svg.append(
+            f"<text x={4 + i * step:.1f} y={height + 14} font-size=10 text-anchor=middle>"
+            f"{_short(edges[i])}</text>"
+        )
+    svg.append(f"<line x1=0 x2={width} y1={height} y2={height} stroke={GRID}></line></svg>")
+    return [
+        "<h2>Residuals</h2><div class=sub>label − prediction (positive: the model predicts too"
+        f" low), central 98% of rows; dark: the bar around zero. {listed}</div>",
+        "".join(svg),
+    ]
+
+
 def _verdict(found: dict[str, Any] | None) -> str:
     if not found:
         return "n/a"
     return f"{'drifted' if found['drifted'] else 'stable'} ({found['test']} {found['value']:.3g})"
+
+
+def _not_counted(found: dict[str, Any]) -> str:
+    return "" if found.get("counted", True) else " · not counted"
 
 
 def _severity(found: dict[str, Any]) -> float:
@@ -143,7 +213,7 @@ def _drift_bars(drifted: dict[str, Any]) -> str:
             f"<text x={label - 6} y={y + 13} text-anchor=end font-size=12>{_e(column)}</text>"
             f"<rect x={label} y={y} width={bar:.1f} height={row - 6} fill={color}></rect>"
             f"<text x={label + bar + 4:.1f} y={y + 13} font-size=11 fill=#555>"
-            f"{d['test']} {d['value']:.3g}</text>"
+            f"{d['test']} {d['value']:.3g}{_not_counted(d)}</text>"
         )
     svg.append(
         f"<line x1={x1:.1f} x2={x1:.1f} y1=0 y2={row * len(rows) + 4} stroke={INK} "
@@ -158,7 +228,7 @@ def _table(drifted: dict[str, Any]) -> str:
         f"<tr><td>{_e(c)}</td><td>{d['test']}</td><td>{d['value']:.4g}</td>"
         f"<td>{d['threshold']}</td><td>{d['psi']:.3f}</td>"
         f"<td class={'bad' if d['drifted'] else 'ok'}>{'drifted' if d['drifted'] else 'stable'}"
-        "</td></tr>"
+        f"{_not_counted(d)}</td></tr>"
         for c, d in drifted.items()
     )
     return (

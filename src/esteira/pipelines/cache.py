@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from esteira.artifacts import ArtifactRef, artifact_ref
 from esteira.metadata import PipelineRun, StepIO, StepRun, utcnow
-from esteira.pipelines.artifacts import ArtifactRef
 
 if TYPE_CHECKING:
     from esteira.pipelines.step import Step
@@ -37,10 +37,6 @@ def cache_key(step: Step, params: Mapping[str, Any], inputs: Mapping[str, Artifa
         default=repr,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def artifact_ref(io: StepIO) -> ArtifactRef:
-    return ArtifactRef(io.uri, io.hash, io.kind, io.size)
 
 
 def valid_hit(project: Project, key: str) -> StepRun | None:

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+    from esteira.artifacts import ArtifactRef
     from esteira.features import FeatureService, FeatureStore
     from esteira.lake import Lake
-    from esteira.pipelines.artifacts import ArtifactRef
     from esteira.project import Project
+    from esteira.summaries.profile import Profile
     from esteira.tracking import RegisteredModel, Tracker
     from esteira.validation.data import ValidationReport
     from esteira.validation.model import Decision
-    from esteira.validation.profile import Profile
 
 
 @dataclass
@@ -121,10 +121,15 @@ class Context:
         that link it to this run, its code version and the data versions it came from;
         `alias` (e.g. "challenger") is then pointed at the new version. With `features`, the
         feature service it was trained through: served, it then also takes requests that
-        carry only the service's request fields."""
+        carry only the service's request fields. The version records its task (`[model]
+        task`, else the model's: a classifier's classes, or a regressor)."""
+        from esteira.metrics import TASK_TAG, registered_task
+
         all_tags = {**self._lineage_tags(), "esteira.step": self.step, **(tags or {})}
         if features is not None:
             all_tags |= features.tags
+        output = getattr(model, predict_fn)(input_example)
+        all_tags[TASK_TAG] = registered_task(self.project.settings.model.task, model, output)
         registered = self._tracker.log_model(
             self.mlflow_run_id, model, register_as, input_example, predict_fn, all_tags
         )
@@ -229,12 +234,15 @@ class Context:
     def _recent_profile(
         self, table: str, batch_column: str, batch: str, how_many: int
     ) -> Profile | None:
-        from esteira.validation.profile import infer_profile
+        from esteira.batches import batches_before
+        from esteira.summaries.profile import infer_profile
 
         if not self.lake.exists(table):
             return None
         labels, _ = self.lake.read(table, columns=[batch_column])
-        earlier = sorted(b for b in labels[batch_column].unique() if b < batch)[-how_many:]
+        present = labels[batch_column].dropna().unique()
+        earlier = batches_before(present, batch, self.project.settings.ct.batch_period)
+        earlier = earlier[-how_many:]
         if not earlier:
             return None
         rows = self.read_table(table, filters=[(batch_column, "in", earlier)])

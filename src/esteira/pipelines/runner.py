@@ -6,20 +6,18 @@ on the first call that has something to track.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import socket
-import subprocess
 import time
 import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from esteira.artifacts import ArtifactRef
+from esteira.artifacts import artifact_ref as _ref
 from esteira.errors import NotFound, PipelineDefinitionError, StepFailed
 from esteira.metadata import (
     ModelVersionRecord,
@@ -29,12 +27,13 @@ from esteira.metadata import (
     TableAccess,
     utcnow,
 )
-from esteira.pipelines.artifacts import ArtifactRef
-from esteira.pipelines.cache import artifact_ref as _ref
 from esteira.pipelines.cache import cache_key, valid_hit
 from esteira.pipelines.context import Context, StepRecord
 from esteira.pipelines.dag import Pipeline
+from esteira.pipelines.params import resolve_params
 from esteira.pipelines.step import Step, split_outputs
+from esteira.provenance import executor, git_commit
+from esteira.runtime import thread_budget, training_threads
 
 if TYPE_CHECKING:
     from esteira.project import Project
@@ -67,6 +66,26 @@ class RunResult:
                 f"run {self.run_id} has no output '{name}'; it has {sorted(self.outputs)}"
             )
         return self._load(self.outputs[name])
+
+
+def run_pipeline(
+    project: Project,
+    pipeline: str,
+    params: Mapping[str, Any] | None = None,
+    only: str | None = None,
+    use_cache: bool = True,
+    trigger: str = "manual",
+    trigger_reason: str = "",
+    on_event: Callable[[StepEvent], None] | None = None,
+    until: str | None = None,
+) -> RunResult:
+    """Run a project's pipeline (or `only` one step, or the steps `until` one needs);
+    parameters: code defaults < esteira.toml < `params`."""
+    p = project.pipeline(pipeline)
+    resolved = resolve_params(p, project.settings.pipeline_params.get(pipeline, {}), params or {})
+    return Runner(project, on_event).run(
+        p, resolved, only, use_cache, trigger, trigger_reason, until
+    )
 
 
 class Runner:
@@ -172,7 +191,8 @@ class Runner:
         if s.wants_context:
             kwargs["ctx"] = ctx
         try:
-            outputs = split_outputs(s, s.func(**kwargs))
+            with thread_budget(training_threads(self.project.settings.runtime.threads)):
+                outputs = split_outputs(s, s.func(**kwargs))
             refs = {name: self.project.artifacts.save(value) for name, value in outputs.items()}
         except BaseException as e:
             step_run.status, step_run.error = "failed", traceback.format_exc()
@@ -376,30 +396,3 @@ def _io_records(refs: Mapping[str, ArtifactRef], direction: str) -> list[StepIO]
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(values), default=repr))
-
-
-def executor() -> str:
-    try:
-        user = getpass.getuser()
-    except OSError:
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-def git_commit(root: Path) -> str:
-    """HEAD of the project's repository, with '-dirty' when the tree has changes."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        if head.returncode != 0:
-            return ""
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "."],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return ""

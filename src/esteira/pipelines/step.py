@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, overload
 
 from esteira.errors import PipelineDefinitionError
+from esteira.provenance import source_of
 
 CONTEXT_ARG = "ctx"
 _NO_DEFAULT = inspect.Parameter.empty
@@ -89,15 +89,6 @@ class Step:
 
     def __repr__(self) -> str:
         return f"Step({self.name!r}, outputs={list(self.outputs)})"
-
-
-def source_of(fn: Callable[..., Any]) -> str:
-    """What identifies a function's code: its source, or its bytecode where none is kept."""
-    try:
-        return textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError):  # defined where no source is kept (e.g. exec)
-        co = fn.__code__
-        return repr((co.co_code, co.co_consts, co.co_names))
 
 
 @overload

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,9 +31,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.background import BackgroundTask
 
 from esteira.errors import EsteiraError
+from esteira.models import LoadedModel
+from esteira.runtime import limit_this_thread
 from esteira.serving.batching import Batcher
 from esteira.serving.inputs import check_rows, complete
-from esteira.serving.loaded import LoadedModel, ModelSlot
+from esteira.serving.loaded import ModelSlot
 from esteira.serving.predlog import Logged, PredictionLog, now
 from esteira.serving.requests import BadRequest, parse
 
@@ -53,6 +56,9 @@ class ServeConfig:
     watch_s: float = 5.0
     log_predictions: bool = True
     flush_s: float = 1.0
+    threads: int | None = None
+    """Threads one prediction may use (OpenMP/BLAS); None: `[runtime] serving_threads`.
+    Small requests gain nothing from threads; the cores serve concurrent requests instead."""
 
 
 class _Metrics:
@@ -91,12 +97,21 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
     batcher = Batcher(project.features)
     stop = threading.Event()
 
+    threads = config.threads or project.settings.runtime.serving_threads
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for s in (slot, shadow):
             if s is not None:
                 await asyncio.to_thread(s.refresh)
                 s.watch(stop, config.watch_s)
+        # OpenMP's limit holds per thread: the threads that predict take it when they start,
+        # after the first model loaded its libraries (`esteira serve` also sets it for
+        # libraries loaded later, through their environment variables).
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(thread_name_prefix="esteira-predict",
+                               initializer=limit_this_thread, initargs=(threads,))
+        )  # fmt: skip
         if config.log_predictions:
             predictions.start()
         batcher.start()

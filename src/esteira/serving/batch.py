@@ -1,6 +1,7 @@
-"""Batch prediction: score a lake table in chunks and append the predictions, with the model
-version, the input table's version and the time, to an output table. Appending (never
-overwriting) keeps the history that monitoring compares over time.
+"""Batch prediction: score a lake table in chunks of `chunk_rows` rows, whatever its files,
+and append each chunk's predictions (one commit), with the model version, the input table's
+version and the time, to an output table. Appending (never overwriting) keeps the history
+that monitoring compares over time. It runs under the thread budget of steps (`runtime`).
 
 A table of events that carries only the fields of the model's feature service (departures,
 without weather) gets its features from the offline store, as of each event's time: what
@@ -10,14 +11,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from esteira.errors import EsteiraError
+from esteira.runtime import thread_budget, training_threads
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from esteira.project import Project
 
 
@@ -47,10 +51,12 @@ def predict_table(
 ) -> BatchPrediction:
     """Score `input_table` (as of its current version) with `model`; returns the lineage."""
     from esteira.metadata import BatchPredictionRecord
+    from esteira.models import load
     from esteira.registry import Registry
-    from esteira.serving.loaded import load
     from esteira.serving.requests import model_frame
 
+    if chunk_rows < 1:
+        raise EsteiraError(f"chunk_rows must be at least 1, not {chunk_rows}")
     started = time.perf_counter()
     if version is None:
         found = Registry(project).by_alias(model, alias)
@@ -74,22 +80,44 @@ def predict_table(
     reads = service.fields if lookup and service else names
     keep = [k for k in (keep or []) if k in has and k not in reads]
     run_id, total, done, output_version = uuid.uuid4().hex, dataset.count_rows(), 0, -1
-    for chunk in dataset.to_batches(columns=[*keep, *reads], batch_size=chunk_rows):
-        frame = chunk.to_pandas()
-        if lookup and service:
-            inputs = model_frame(project.features.training_set(frame, service), loaded.columns)
-        else:
-            inputs = frame[names]
-        frame["prediction"] = loaded.predict(inputs)
-        frame["model"], frame["model_version"] = model, str(version)
-        frame["input_table"], frame["input_version"] = input_table, input_version
-        frame["prediction_run"], frame["predicted_at"] = run_id, datetime.now(UTC)
-        output_version = project.lake.append(output_table, frame)
-        done += len(frame)
-        on_chunk(done, total)
+    batches = dataset.to_batches(columns=[*keep, *reads], batch_size=chunk_rows)
+    with thread_budget(training_threads(project.settings.runtime.threads)):
+        for chunk in rechunk(batches, chunk_rows):
+            frame = chunk.to_pandas()
+            if lookup and service:
+                inputs = model_frame(project.features.training_set(frame, service), loaded.columns)
+            else:
+                inputs = frame[names]
+            frame["prediction"] = loaded.predict(inputs)
+            frame["model"], frame["model_version"] = model, str(version)
+            frame["input_table"], frame["input_version"] = input_table, input_version
+            frame["prediction_run"], frame["predicted_at"] = run_id, datetime.now(UTC)
+            output_version = project.lake.append(output_table, frame)
+            done += len(frame)
+            on_chunk(done, total)
     result = BatchPrediction(
         run_id, model, str(version), input_table, input_version, output_table, output_version,
         done, time.perf_counter() - started,
     )  # fmt: skip
     project.metadata.add(BatchPredictionRecord(**asdict(result)))
     return result
+
+
+def rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """The rows of `batches`, in order, as tables of exactly `rows` rows (the last may have
+    fewer): a dataset yields at most one file per batch, so its batches follow its files."""
+    import pyarrow as pa
+
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(rows - count, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            count += take
+            batch = batch.slice(take)
+            if count == rows:
+                yield pa.Table.from_batches(pending)
+                pending, count = [], 0
+    if count:
+        yield pa.Table.from_batches(pending)

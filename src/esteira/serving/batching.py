@@ -19,7 +19,7 @@ from esteira.serving.inputs import Checked, Completed, complete
 
 if TYPE_CHECKING:
     from esteira.features import FeatureStore
-    from esteira.serving.loaded import LoadedModel
+    from esteira.models import LoadedModel
 
 Waiting = tuple["LoadedModel", Checked, asyncio.Future]
 

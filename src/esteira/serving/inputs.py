@@ -15,14 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from esteira.serving.loaded import Column
+from esteira.models import Column
 from esteira.serving.requests import check, model_frame, to_frame
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from esteira.features import FeatureService, FeatureStore
-    from esteira.serving.loaded import LoadedModel
+    from esteira.models import LoadedModel
 
 NOT_AN_INPUT = "not an input of this model"
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from esteira.serving.loaded import Column
+    from esteira.models import Column
 
 NUMBER_KINDS = {"double", "float", "long", "integer"}
 

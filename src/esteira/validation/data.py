@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from esteira.config import Thresholds, ValidationConfig
 from esteira.errors import EsteiraError
-from esteira.monitoring.drift import js_distance, psi
-from esteira.validation.profile import ColumnProfile, Profile, column_kind
+from esteira.summaries.distances import js_distance, psi
+from esteira.summaries.profile import ColumnProfile, Profile, column_kind
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -43,11 +43,22 @@ class ArtifactRef:
         return self.path.exists()
 
 
+def artifact_ref(record: Any) -> ArtifactRef:
+    """The reference a metadata record of an artifact (a step's input or output) points at."""
+    return ArtifactRef(record.uri, record.hash, record.kind, record.size)
+
+
 class ArtifactStore:
-    def __init__(self, root: Path, save_model: Callable[[Any, Path], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        save_model: Callable[[Any, Path], None] | None = None,
+        load_model: Callable[[Path], Any] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.objects = self.root / "objects"
         self._save_model = save_model
+        self._load_model = load_model
 
     def save(self, value: Any) -> ArtifactRef:
         """Serialize `value` atomically; identical content is stored once."""
@@ -72,6 +83,12 @@ class ArtifactStore:
             raise ArtifactError(
                 f"artifact {ref.uri} is missing (was the store pruned?); rerun with --no-cache"
             )
+        if ref.kind == "mlmodel":
+            if self._load_model is None:
+                raise ArtifactError(
+                    "this artifact store cannot load models (no model reader given)"
+                )
+            return self._load_model(ref.path)
         return _READERS[ref.kind](ref.path)
 
     def prune_temporary(self, older_than_s: float = 3600.0) -> int:
@@ -175,19 +192,13 @@ def _read_npy(path: Path) -> Any:
     return np.load(path, allow_pickle=False)
 
 
-def _read_model(path: Path) -> Any:
-    from esteira.tracking import load_model
-
-    return load_model(path)
-
-
 _WRITERS = {
     "parquet": ArtifactStore._write_parquet,
     "json": ArtifactStore._write_json,
     "npy": ArtifactStore._write_npy,
     "mlmodel": ArtifactStore._write_model,
 }
-_READERS = {"parquet": _read_parquet, "json": _read_json, "npy": _read_npy, "mlmodel": _read_model}
+_READERS = {"parquet": _read_parquet, "json": _read_json, "npy": _read_npy}
 
 
 def _sync(f: Any) -> None:

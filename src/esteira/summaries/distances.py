@@ -1,0 +1,81 @@
+"""Distances between a reference and a current distribution, both given as counts over the
+same bins (numeric quantile bins, or categories plus "other"). Counts rather than rows:
+the reference is summarized once, and counts can come from pandas, DuckDB or Spark.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+# Empty bins get this proportion, as Evidently does, so that PSI stays finite.
+EMPTY_BIN = 1e-4
+
+
+def proportions(counts: ArrayLike) -> np.ndarray:
+    c = np.asarray(counts, dtype=float)
+    total = c.sum()
+    p = c / total if total > 0 else np.full_like(c, 1.0 / max(len(c), 1))
+    return np.clip(p, EMPTY_BIN, None)
+
+
+def psi(reference_counts: ArrayLike, current_counts: ArrayLike) -> float:
+    """Population stability index: sum((q - p) * ln(q / p)); 0.1 moderate, 0.25 large."""
+    p, q = proportions(reference_counts), proportions(current_counts)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def js_distance(reference_counts: ArrayLike, current_counts: ArrayLike) -> float:
+    """Jensen-Shannon distance with natural logarithms, as scipy and Evidently compute it:
+    0 for equal distributions, sqrt(ln 2) = 0.83 for disjoint ones."""
+    p, q = _shares(reference_counts), _shares(current_counts)
+    m = (p + q) / 2
+    # No floor here: an empty bin contributes 0 (0 log 0 = 0) and m > 0 wherever p or q is.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p / m), 0.0) + np.where(q > 0, q * np.log(q / m), 0.0)
+    return float(np.sqrt(max(0.5 * float(np.sum(terms)), 0.0)))
+
+
+def _shares(counts: ArrayLike) -> np.ndarray:
+    c = np.asarray(counts, dtype=float)
+    return c / c.sum() if c.sum() > 0 else np.full_like(c, 1.0 / max(len(c), 1))
+
+
+def wasserstein_normed(reference_quantiles: ArrayLike, current: ArrayLike, std: float) -> float:
+    """Wasserstein-1 distance between the reference (given by evenly spaced quantiles) and
+    the current values, divided by the reference standard deviation (floored at 0.001, as
+    Evidently does): 0.1 means the mass moved a tenth of a standard deviation."""
+    from esteira.summaries.profile import quantile_levels
+
+    q_ref = np.asarray(reference_quantiles, dtype=float)
+    q_cur = np.quantile(np.asarray(current, dtype=float), quantile_levels(len(q_ref)))
+    return float(np.mean(np.abs(q_ref - q_cur)) / max(std, 0.001))
+
+
+def ks_test(
+    reference_quantiles: ArrayLike, reference_n: int, current: ArrayLike
+) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov statistic and p-value, the reference known by its
+    quantiles (so D is exact to their spacing)."""
+    from scipy.stats import kstwo
+
+    from esteira.summaries.profile import quantile_levels
+
+    q_ref = np.asarray(reference_quantiles, dtype=float)
+    cur = np.sort(np.asarray(current, dtype=float))
+    f_ref = quantile_levels(len(q_ref))
+    f_cur = np.searchsorted(cur, q_ref, side="right") / len(cur)
+    d = float(np.max(np.abs(f_ref - f_cur)))
+    n = reference_n * len(cur) / (reference_n + len(cur))
+    return d, float(kstwo.sf(d, max(round(n), 1)))
+
+
+def chi_square_test(reference_counts: ArrayLike, current_counts: ArrayLike) -> tuple[float, float]:
+    """Chi-square goodness of fit of the current category counts to the reference shares."""
+    from scipy.stats import chisquare
+
+    cur = np.asarray(current_counts, dtype=float)
+    expected = proportions(reference_counts)
+    expected = expected / expected.sum() * cur.sum()
+    statistic, p = chisquare(cur, expected)
+    return float(statistic), float(p)
