@@ -52,6 +52,23 @@ def test_the_test_follows_the_reference_size():
     )
 
 
+def test_a_discrete_numeric_column_drifts_only_when_its_shares_move():
+    """KS on a column of few values (a code 1 or 2, counts): the reference's quantiles tie,
+    and a sample of the same data must not look drifted (it did: p = 0 for itself)."""
+    rng = np.random.default_rng(0)
+    codes = pd.Series(rng.choice([1, 2], 400, p=[0.53, 0.47]).astype(float))
+    counts = pd.Series(rng.poisson(3, 400).astype(float))
+    for reference in (codes, counts):
+        same = column_drift(profile_column(reference, "x"), reference.sample(300, random_state=1))
+        assert same["test"] == "ks" and not same["drifted"], same
+    moved = column_drift(profile_column(codes, "x"), pd.Series(rng.choice([1.0, 2.0], 300)))
+    assert not moved["drifted"]  # 50/50 against 53/47: within chance at these sizes
+    flipped = column_drift(
+        profile_column(codes, "x"), pd.Series(rng.choice([1.0, 2.0], 300, p=[0.2, 0.8]))
+    )
+    assert flipped["drifted"] and flipped["value"] < 1e-6
+
+
 def test_summer_drifts_from_winter_and_two_halves_of_a_month_do_not(trained):
     project, summer = trained
     from flight_delays.features import FEATURES  # importable: the project is loaded

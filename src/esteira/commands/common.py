@@ -19,9 +19,16 @@ ModelOption = Annotated[str | None, typer.Option(help="Registered model (default
 
 
 def new_console() -> Console:
+    """A terminal's own width; piped to a file or a CI log, wide enough that tables keep
+    one line per row (rich assumes 80 columns there, and wraps every cell)."""
+    import os
+
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=140)
+    return console
 
 
 def number(v: float) -> str:

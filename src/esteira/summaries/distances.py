@@ -63,8 +63,12 @@ def ks_test(
 
     q_ref = np.asarray(reference_quantiles, dtype=float)
     cur = np.sort(np.asarray(current, dtype=float))
-    f_ref = quantile_levels(len(q_ref))
-    f_cur = np.searchsorted(cur, q_ref, side="right") / len(cur)
+    # Both CDFs at each distinct reference quantile: a value many quantiles share (a
+    # discrete column: 1 or 2) stands for all their levels, not only the first of them.
+    points = np.unique(q_ref)
+    below = np.searchsorted(q_ref, points, side="right")
+    f_ref = quantile_levels(len(q_ref))[below - 1]
+    f_cur = np.searchsorted(cur, points, side="right") / len(cur)
     d = float(np.max(np.abs(f_ref - f_cur)))
     n = reference_n * len(cur) / (reference_n + len(cur))
     return d, float(kstwo.sf(d, max(round(n), 1)))
