@@ -13,7 +13,7 @@ from esteira import load_project
 from esteira.ct.triggers import CTState, performance
 from esteira.errors import ConfigError, StepFailed
 from esteira.metadata import MonitoringRecord
-from esteira.metrics import DEFAULT_METRIC, TASK_TAG, MetricError, Scores, score
+from esteira.metrics import DEFAULT_METRIC, TASK_TAG, MetricError, Scores, score, why_undefined
 from esteira.monitoring.monitor import monitor_batch, reference_profile
 from esteira.monitoring.report import render
 from esteira.pipelines.runner import run_pipeline
@@ -233,3 +233,22 @@ def test_the_performance_trigger_watches_the_records_task_metric_in_its_directio
     assert performance("", 0.7)(state(task="multiclass", log_loss=0.9)) is not None
     with pytest.raises(MetricError, match="not a metric esteira knows"):
         performance("auc", 0.7)
+
+
+def test_a_metric_that_cannot_be_computed_says_why(write_project):
+    """A multiclass model logged with predict (classes, no probabilities) has no log loss:
+    the gate says what to change, and the scores explain an unseen class or a single one."""
+    code = PIPELINE.format(task="multiclass").replace(
+        'predict_fn = "predict" if TASK == "regression" else "predict_proba"',
+        'predict_fn = "predict"',
+    )
+    project = load_project(write_project(code))
+    decision = run_pipeline(project, "flow").output("decision")
+    checks = {c["name"]: c for c in decision["checks"]}
+    assert not decision["passed"] and checks["compatibility"]["passed"], decision
+    assert 'log it with predict_fn="predict_proba"' in checks["versus_champion"]["reason"]
+
+    probabilities = Scores.of("multiclass", np.array([[0.6, 0.4], [0.3, 0.7]]), ["a", "b"])
+    assert "never learned (c)" in why_undefined("log_loss", ["a", "c"], probabilities)
+    single = Scores.of("binary", np.array([0.2, 0.9]), [0, 1])
+    assert why_undefined("roc_auc", [1, 1], single) == "the test data has a single class"

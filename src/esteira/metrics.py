@@ -304,6 +304,24 @@ def score(names: Iterable[str], y: Any, scores: Scores, threshold: float = 0.5) 
     return found
 
 
+def why_undefined(name: str, y: Any, scores: Scores) -> str:
+    """Why metric `name` cannot be computed on these rows, said so the user can act."""
+    truth = scores.truth(y)
+    if not len(truth):
+        return "the test data has no rows"
+    if name == "log_loss" and not scores.has_probabilities:
+        return ("needs probabilities, and the model gives classes: log it with "
+                'predict_fn="predict_proba"')  # fmt: skip
+    unseen = set(truth.tolist()) - set(scores.classes) if scores.task == "multiclass" else set()
+    if name == "log_loss" and unseen:
+        listed = ", ".join(sorted(map(str, unseen)))
+        return f"the test data has classes the model never learned ({listed})"
+    if not _varies(truth, scores):
+        one = "class" if scores.task == "binary" else "label value"
+        return f"the test data has a single {one}"
+    return "it is not defined on the test data"
+
+
 def infer_task(model: Any, output: Any = None) -> Task:
     """The task of a model: a classifier's number of classes, a regressor, or, for other
     models, the shape of what it predicts (`output`)."""

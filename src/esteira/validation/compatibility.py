@@ -127,12 +127,14 @@ def probe(uri: str, threads: int | None) -> dict[str, Any]:
             timings = time_calls(lambda: model.predict(example))
     except Exception as e:
         return {"ok": False, "uri": uri, "error": f"{type(e).__name__}: {e}"}
-    values = np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out, dtype=float)
+    values = np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out)
     problems = []
     if len(values) != len(example):
         problems.append(f"{len(values)} predictions for {len(example)} rows")
-    if not np.isfinite(values).all():
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
         problems.append("predictions are not all finite")
+    elif values.dtype.kind == "O" and any(v is None or v != v for v in values.ravel()):
+        problems.append("some predictions are missing")  # class labels: none may be empty
     spec = meta.signature.outputs.inputs[0] if meta.signature and meta.signature.outputs else None
     shape = getattr(spec, "shape", None)
     if (

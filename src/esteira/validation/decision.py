@@ -30,6 +30,8 @@ class Evidence:
     challenger: dict[str, float]
     champion: dict[str, float] | None
     champion_task: str | None = None
+    undefined: dict[str, str] = field(default_factory=dict)
+    """metric -> why it could not be computed on the test data (the challenger's scores)"""
     segments: dict[str, dict[str, Any]] = field(default_factory=dict)
     """segment value -> rows, challenger and champion value of the gate metric"""
     compatibility: dict[str, Any] | None = None

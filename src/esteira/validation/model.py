@@ -18,7 +18,7 @@ import numpy as np
 from esteira.config import GatesConfig
 from esteira.errors import EsteiraError
 from esteira.metadata import GateDecision
-from esteira.metrics import Scores, check_fits, metric, resolve_metric, score
+from esteira.metrics import Scores, check_fits, metric, resolve_metric, score, why_undefined
 from esteira.runtime import thread_budget, training_threads
 from esteira.validation.compatibility import check_compatibility, compatibility_gate
 from esteira.validation.decision import Check, Decision, Evidence, Gate
@@ -35,7 +35,7 @@ def thresholds_gate(e: Evidence, config: GatesConfig) -> Check:
         m = metric(name)
         value = e.challenger.get(name)
         if value is None:
-            failures.append(f"{name} could not be computed on the test data")
+            failures.append(f"{name} could not be computed: {e.undefined.get(name, '?')}")
         elif m.worse_by(value, limit) > 0:
             failures.append(f"{name} {value:.4f} is {m.worse_side} the limit {limit}")
     reason = "; ".join(failures) or (
@@ -53,11 +53,15 @@ def champion_gate(e: Evidence, config: GatesConfig) -> Check:
             "by hand (esteira promote)"
         )
         return Check("versus_champion", False, reason)
+    if name not in e.challenger:  # no figure to judge it by, now or against later versions
+        why = e.undefined.get(name, "not defined on the test data")
+        return Check("versus_champion", False, f"{name} could not be computed: {why}")
     if e.champion is None:
         return Check("versus_champion", True, "no champion yet: nothing to compare with")
-    ours, theirs = e.challenger.get(name), e.champion.get(name)
-    if ours is None or theirs is None:
-        return Check("versus_champion", False, f"{name} could not be computed on the test data")
+    ours, theirs = e.challenger[name], e.champion.get(name)
+    if theirs is None:
+        reason = f"{name} of champion v{e.champion_version} could not be computed on the test data"
+        return Check("versus_champion", False, reason)
     worse = metric(name).worse_by(ours, theirs)
     figures = {
         "metric": name,
@@ -158,6 +162,9 @@ def gather(
         score(names, y, theirs, threshold) if comparable else None,
         theirs.task if theirs is not None else None,
     )
+    evidence.undefined = {
+        n: why_undefined(n, y, ours) for n in names if n not in evidence.challenger
+    }
     if config.segment and comparable:
         evidence.segments = _segments(test, config, key, threshold, y, ours, theirs)
     if config.check_compatibility:
