@@ -7,7 +7,7 @@ import pytest
 from conftest import calls, reset_calls
 
 from esteira import load_project
-from esteira.errors import NotFound, StepFailed
+from esteira.errors import NotFound, PipelineDefinitionError, StepFailed
 from esteira.pipelines.runner import run_pipeline
 
 PIPELINE = """
@@ -292,3 +292,33 @@ def test_editing_a_helper_or_a_view_reruns_the_steps_that_use_them(write_project
         hashes.append({s.name: s.code_hash for s in flow.steps})
     assert hashes[0]["uses"] != hashes[1]["uses"] != hashes[2]["uses"]
     assert hashes[0]["other"] == hashes[1]["other"] == hashes[2]["other"]
+
+
+def test_a_step_that_reads_a_setting_reruns_when_it_changes(write_project):
+    root = write_project(
+        """
+        from pathlib import Path
+
+        from esteira import pipeline, step
+
+        @step(settings=("validation.max_psi",))
+        def limit(ctx):
+            with open(Path(__file__).parent / "calls.txt", "a") as f:
+                f.write("limit ")
+            return ctx.project.settings.validation.max_psi
+
+        @step(settings=("validation.nope",))
+        def broken(ctx):
+            return 0
+
+        flow = pipeline("flow", [limit])
+        wrong = pipeline("wrong", [broken])
+        """
+    )
+    assert run(root).output("limit") == 0.25
+    assert run(root).step_status == {"limit": "cached"}
+    (root / "esteira.toml").write_text("[validation]\nmax_psi = 0.5\n")
+    assert run(root).output("limit") == 0.5
+    assert calls(root) == ["limit", "limit"]
+    with pytest.raises(PipelineDefinitionError, match=r"reads setting 'validation\.nope'"):
+        run_pipeline(load_project(root), "wrong")

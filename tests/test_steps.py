@@ -77,6 +77,15 @@ def test_promote_makes_a_champion_and_keeps_a_worse_challenger_out(write_project
         ("1", True),
     ]
 
+    # The same run again is a cache hit; loosening [gates] judges version 2 anew.
+    again = run_pipeline(project, "flow", {"seed": 1, "flipped": 0.9})
+    assert again.step_status["promote"] == "cached"
+    root = project.root
+    (root / "esteira.toml").write_text("[gates]\ntolerance = 1.0\n")
+    looser = run_pipeline(load_project(root), "flow", {"seed": 1, "flipped": 0.9})
+    assert looser.step_status["promote"] == "completed"
+    assert looser.output("decision")["passed"] and version(project, CHAMPION) == "2"
+
 
 def test_promote_says_which_outputs_it_needs():
     @step(outputs="model")

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from esteira.pipelines.context import Context
 
 
-@step(outputs="decision")
+@step(outputs="decision", settings=("gates", "model", "ct.label"))
 def promote(
     ctx: Context, registered: Any, test_set: pd.DataFrame, label: str | None = None
 ) -> dict[str, Any]:

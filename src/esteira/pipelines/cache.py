@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from esteira.artifacts import ArtifactRef, artifact_ref
+from esteira.errors import PipelineDefinitionError
 from esteira.metadata import PipelineRun, StepIO, StepRun, utcnow
 
 if TYPE_CHECKING:
@@ -25,13 +26,21 @@ if TYPE_CHECKING:
     from esteira.project import Project
 
 
-def cache_key(step: Step, params: Mapping[str, Any], inputs: Mapping[str, ArtifactRef]) -> str:
+def cache_key(
+    step: Step,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, ArtifactRef],
+    settings: Mapping[str, Any] | None = None,
+) -> str:
+    """What identifies a step's result: its code, parameters, inputs' contents and the
+    settings it declares it reads."""
     payload = json.dumps(
         {
             "step": step.name,
             "code": step.code_hash,
             "params": params,
             "inputs": {arg: ref.hash for arg, ref in inputs.items()},
+            **({"settings": settings} if settings else {}),  # keys of older runs stay valid
         },
         sort_keys=True,
         default=repr,
@@ -152,3 +161,19 @@ def prune(project: Project, keep_last: int = 3, older_than_days: float = 7.0) ->
 def _aware(moment: datetime) -> datetime:
     """SQLite returns naive datetimes for UTC columns; compare like with like."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def settings_read(step: Step, settings: Any) -> dict[str, Any]:
+    """The values of the settings `step` declares it reads, e.g. "gates" or "ct.label"."""
+    found: dict[str, Any] = {}
+    for dotted in step.settings:
+        value = settings
+        for part in dotted.split("."):
+            if not hasattr(value, part):
+                raise PipelineDefinitionError(
+                    f"step '{step.name}' reads setting '{dotted}', which esteira.toml has "
+                    "no such key for (settings are sections and keys: 'gates', 'ct.label')"
+                )
+            value = getattr(value, part)
+        found[dotted] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+    return found

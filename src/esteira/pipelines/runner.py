@@ -27,7 +27,7 @@ from esteira.metadata import (
     TableAccess,
     utcnow,
 )
-from esteira.pipelines.cache import cache_key, valid_hit
+from esteira.pipelines.cache import cache_key, settings_read, valid_hit
 from esteira.pipelines.context import Context, StepRecord
 from esteira.pipelines.dag import Pipeline
 from esteira.pipelines.params import resolve_params
@@ -164,7 +164,7 @@ class Runner:
             for arg, name in state.pipeline.data_inputs(s).items()
         }
         params = {p: state.params[p] for p in state.pipeline.param_names(s)}
-        key = cache_key(s, params, inputs)
+        key = cache_key(s, params, inputs, settings_read(s, self.project.settings))
         step_run = StepRun(
             id=uuid.uuid4().hex,
             pipeline_run_id=state.record.id,

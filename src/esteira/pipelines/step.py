@@ -31,6 +31,9 @@ class Step:
     """Explicit wiring: function argument -> name of the upstream output it receives."""
     version: str = ""
     """Bump to invalidate the cache when code the step calls (not its own source) changed."""
+    settings: tuple[str, ...] = ()
+    """Settings of esteira.toml its result depends on ("gates", "ct.label"): their values
+    join the cache key, so editing them reruns the step."""
 
     def __post_init__(self) -> None:
         unknown = set(self.inputs) - set(self.arguments)
@@ -100,6 +103,7 @@ def step(
     outputs: str | Sequence[str] | None = None,
     inputs: Mapping[str, str] | None = None,
     version: str = "",
+    settings: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -111,11 +115,14 @@ def step(
     outputs: str | Sequence[str] | None = None,
     inputs: Mapping[str, str] | None = None,
     version: str = "",
+    settings: Sequence[str] = (),
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Mark a function as a pipeline step.
 
     `outputs` names what the function returns (default: the function's name; several names
     when it returns a tuple or a dict). `inputs` wires arguments to outputs of other names.
+    `settings` names the settings of esteira.toml the step reads through `ctx` (e.g.
+    "gates"): a change to them reruns it, as a change of its parameters does.
 
     >>> @step(outputs=("train", "test"))
     ... def split(features, test_fraction: float = 0.2): ...
@@ -129,7 +136,7 @@ def step(
             names = (outputs,)
         else:
             names = tuple(outputs)
-        return Step(f, step_name, names, dict(inputs or {}), version)
+        return Step(f, step_name, names, dict(inputs or {}), version, tuple(settings))
 
     return decorate(func) if func is not None else decorate
 
