@@ -112,3 +112,32 @@ def fit(ctx: Context, estimator: BaseEstimator, train_set: pd.DataFrame, label: 
     ctx.log_dataset(train_set, "train_set", table="raw_flights", targets=label)
     ctx.log_params({"model": type(estimator).__name__, "train_rows": len(train_set)})
     return model
+
+
+def gradient_boosted(kind: type[BaseEstimator], **params: object) -> BaseEstimator:
+    """A HistGradientBoosting classifier or regressor (`kind`) over the encoder's columns,
+    its categories declared, stopping early on a validation share of the training rows."""
+    return kind(categorical_features=is_categorical(), early_stopping=True, **params)
+
+
+def register_model(
+    ctx: Context,
+    model: Pipeline,
+    test_set: pd.DataFrame,
+    name: str,
+    predict_fn: str,
+    tags: dict[str, str] | None = None,
+) -> dict:
+    """Log `model` with its signature and register it as `name`'s challenger, linked to this
+    run and its data; served, it also takes requests that carry only a departure (the
+    `departure` feature service)."""
+    registered = ctx.log_model(
+        model,
+        input_example=test_set[FEATURES].head(5),
+        register_as=name,
+        predict_fn=predict_fn,
+        tags=tags,
+        alias="challenger",
+        features=departure,
+    )
+    return {"name": registered.name, "version": registered.version, "uri": registered.model_uri}

@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from esteira import Context, step
-from flight_delays.feature_views import departure
-from flight_delays.features import FEATURES, SEGMENT, TARGET, fit, is_categorical
+from flight_delays.features import FEATURES, SEGMENT, TARGET, fit, gradient_boosted, register_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,12 +34,11 @@ def train(
 ) -> Pipeline:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    classifier = HistGradientBoostingClassifier(
+    classifier = gradient_boosted(
+        HistGradientBoostingClassifier,
         learning_rate=learning_rate,
         max_iter=max_iter,
         max_leaf_nodes=max_leaf_nodes,
-        categorical_features=is_categorical(),
-        early_stopping=True,
         random_state=seed,
     )
     model = fit(ctx, classifier, train_set, TARGET)
@@ -82,14 +80,5 @@ def register(
     test_set: pd.DataFrame,
     model_name: str = "flight_delays",
 ) -> dict:
-    """Log the model with its signature and register it, linked to this run and its data."""
-    registered = ctx.log_model(
-        model,
-        input_example=test_set[FEATURES].head(5),
-        register_as=model_name,
-        predict_fn="predict_proba",
-        tags={"roc_auc": f"{evaluation['roc_auc']:.4f}"},
-        alias="challenger",
-        features=departure,  # served, it also takes requests that carry only a departure
-    )
-    return {"name": registered.name, "version": registered.version, "uri": registered.model_uri}
+    tags = {"roc_auc": f"{evaluation['roc_auc']:.4f}"}
+    return register_model(ctx, model, test_set, model_name, "predict_proba", tags)

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flight_delays.feature_views import departure
 from flight_delays.features import (
     FEATURES,
     SEGMENT,
     departure_events,
     feature_table,
     fit,
-    is_categorical,
+    gradient_boosted,
     materialize,
+    register_model,
 )
 from flight_delays.ingest import flights, ingest
 from flight_delays.model import split
@@ -66,11 +66,10 @@ def train(
 ) -> Pipeline:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    classifier = HistGradientBoostingClassifier(
+    classifier = gradient_boosted(
+        HistGradientBoostingClassifier,
         learning_rate=learning_rate,
         max_iter=max_iter,
-        categorical_features=is_categorical(),
-        early_stopping=True,
         random_state=seed,
     )
     return fit(ctx, classifier, train_set, TARGET)
@@ -108,15 +107,7 @@ def evaluate(ctx: Context, model: Pipeline, test_set: pd.DataFrame) -> dict:
 def register(ctx: Context, model: Pipeline, evaluation: dict, test_set: pd.DataFrame) -> dict:
     """Register the model as challenger; served, it answers each class's probability and
     also takes requests that carry only a departure (the `departure` feature service)."""
-    registered = ctx.log_model(
-        model,
-        input_example=test_set[FEATURES].head(5),
-        register_as="flight_status",
-        predict_fn="predict_proba",
-        alias="challenger",
-        features=departure,
-    )
-    return {"name": registered.name, "version": registered.version, "uri": registered.model_uri}
+    return register_model(ctx, model, test_set, "flight_status", "predict_proba")
 
 
 train_pipeline = pipeline(
