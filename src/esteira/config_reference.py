@@ -26,6 +26,7 @@ from esteira.config import (
     with_environment,
 )
 from esteira.config_schema import NAME, describe_field, own_keys, sections, toml_value
+from esteira.metrics import default_metric
 
 REGENERATE = "esteira config --reference > docs/configuration.md"
 
@@ -137,6 +138,13 @@ def effective_settings(
                 value = str(getattr(settings, _RESOLVED[dotted]))
             else:
                 value = getattr(section, key)
+            if key == "metric" and not value:  # unset: the task's, once the task is known
+                task = settings.model.task
+                value = (
+                    f"{default_metric(task)} ({task} default)"
+                    if task
+                    else "the task's default (the task is inferred at the first training)"
+                )
             values.append(SettingValue(dotted, value, source))
     home_source = HOME_VARIABLE if env.get(HOME_VARIABLE) else "default"
     return EffectiveSettings(settings.root, settings.home, home_source, values)
