@@ -13,6 +13,7 @@ import typer
 
 from esteira.commands import cache, config, ct, features, registry
 from esteira.commands.common import (
+    EnvOption,
     ModelOption,
     ProjectOption,
     interrupt_on_sigterm,
@@ -39,6 +40,7 @@ app = typer.Typer(
 def run(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name, as defined in the project.")],
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="Override a parameter: NAME=VALUE.")
     ] = None,
@@ -80,6 +82,7 @@ def run(
 @app.command()
 def runs(
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     pipeline: Annotated[str | None, typer.Option(help="Only runs of this pipeline.")] = None,
     limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
 ) -> None:
@@ -97,6 +100,7 @@ def runs(
 def show(
     run_id: Annotated[str, typer.Argument(help="Run id, or a unique prefix of it.")],
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
 ) -> None:
     """Show one run: steps with timings and cache hits, artifacts, data versions, metrics, models.
 
@@ -115,6 +119,7 @@ def show(
 @app.command()
 def serve(
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     model: ModelOption = None,
     alias: Annotated[str, typer.Option(help="Alias to serve and follow.")] = "champion",
     shadow: Annotated[
@@ -159,6 +164,7 @@ def serve(
 @app.command()
 def predict(
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     model: ModelOption = None,
     input_table: Annotated[str, typer.Option("--input", help="Lake table to score.")] = "",
     output_table: Annotated[str, typer.Option("--output", help="Lake table to append to.")] = "",
@@ -200,6 +206,7 @@ def predict(
 @app.command()
 def monitor(
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     model: ModelOption = None,
     version: Annotated[str | None, typer.Option(help="Version (default: the champion).")] = None,
     input_table: Annotated[
@@ -245,6 +252,7 @@ def monitor(
 @app.command()
 def ui(
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
 ) -> None:
     """Start the MLflow UI on the project's tracking store (127.0.0.1 only).

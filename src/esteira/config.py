@@ -21,6 +21,9 @@ from esteira.metrics import Task, check_settings
 CONFIG_FILE = "esteira.toml"
 HOME_VARIABLE = "ESTEIRA_HOME"
 """Folder of the embedded stores (by default `<project>/.esteira`); it has no esteira.toml key."""
+ENV_VARIABLE = "ESTEIRA_ENV"
+"""The environment commands work in (`--env`), `dev` by default."""
+DEFAULT_ENVIRONMENT = "dev"
 ENVIRONMENT = {
     "tracking.uri": "MLFLOW_TRACKING_URI",
     "tracking.registry_uri": "MLFLOW_REGISTRY_URI",
@@ -238,6 +241,31 @@ class CTConfig(_Section):
     """When to retrain: `[ct.triggers]`."""
 
 
+class EnvironmentSection(_Section):
+    """One environment (dev, staging, prod, or any other): `[environments.NAME]`. Each has
+    its own stores, so models, runs and data of one never mix with another's."""
+
+    home: str = ""
+    """Folder of its embedded stores, relative to the project (default: `.esteira` for dev,
+    `.esteira/environments/NAME` for the others)."""
+    tracking_uri: str = ""
+    """Its MLflow tracking server (default: `[tracking] uri`, else SQLite in its home)."""
+    registry_uri: str = ""
+    """Its MLflow model registry (default: its tracking URI)."""
+    metadata_url: str = ""
+    """Its metadata store (default: `[metadata] url`, else SQLite in its home)."""
+    approval: bool = False
+    """Promotion to champion here needs a person's approval (`esteira promote --approve`);
+    on by default for prod."""
+
+
+DEFAULT_ENVIRONMENTS = {
+    "dev": EnvironmentSection(),
+    "staging": EnvironmentSection(),
+    "prod": EnvironmentSection(approval=True),
+}
+
+
 class PipelineSection(_Section):
     """One pipeline: `[pipelines.NAME]`."""
 
@@ -254,6 +282,8 @@ class Config(_Section):
     runtime: RuntimeSection = Field(default_factory=RuntimeSection)
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
     pipelines: dict[str, PipelineSection] = Field(default_factory=dict)
+    environments: dict[str, EnvironmentSection] = Field(default_factory=dict)
+    """dev, staging and prod exist without a section; a section changes one or adds one."""
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     ct: CTConfig = Field(default_factory=CTConfig)
@@ -266,6 +296,8 @@ class Settings(BaseModel):
     name: str
     modules: list[str]
     paths: list[Path]
+    env: str
+    environment: EnvironmentSection
     home: Path
     tracking_uri: str
     registry_uri: str
@@ -292,19 +324,41 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
         raise ConfigError(f"project folder {root} does not exist; pass --project DIR")
     config = with_environment(read_config(root / CONFIG_FILE), env)
     check_settings(config.model.task, _named_metrics(config))
-    home = Path(env.get(HOME_VARIABLE) or root / ".esteira").resolve()
-    tracking_uri = config.tracking.uri or f"sqlite:///{home / 'mlflow.db'}"
+    env_name = env.get(ENV_VARIABLE) or DEFAULT_ENVIRONMENT
+    environment = _environment(config, env_name, root)
+    home = Path(env.get(HOME_VARIABLE) or _home(root, env_name, environment)).resolve()
+    # The environment variables override everything; then the environment's own settings.
+    tracking_uri = (
+        env.get(ENVIRONMENT["tracking.uri"])
+        or environment.tracking_uri
+        or config.tracking.uri
+        or f"sqlite:///{home / 'mlflow.db'}"
+    )
+    registry_uri = (
+        env.get(ENVIRONMENT["tracking.registry_uri"])
+        or environment.registry_uri
+        or config.tracking.registry_uri
+        or tracking_uri
+    )
+    metadata_url = (
+        env.get(ENVIRONMENT["metadata.url"])
+        or environment.metadata_url
+        or config.metadata.url
+        or f"sqlite:///{home / 'esteira.db'}"
+    )
     name = config.project.name or root.name
     return Settings(
         root=root,
         name=name,
         modules=config.project.modules,
         paths=[(root / p).resolve() for p in config.project.paths],
+        env=env_name,
+        environment=environment,
         home=home,
         tracking_uri=tracking_uri,
-        registry_uri=config.tracking.registry_uri or tracking_uri,
+        registry_uri=registry_uri,
         experiment=config.tracking.experiment or name,
-        metadata_url=config.metadata.url or f"sqlite:///{home / 'esteira.db'}",
+        metadata_url=metadata_url,
         lake_path=_resolve(root, config.lake.path, home / "lake"),
         artifacts_path=home / "artifacts",
         mlflow_artifacts_path=home / "mlartifacts",
@@ -317,6 +371,23 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
         gates=config.gates,
         ct=config.ct,
     )
+
+
+def _environment(config: Config, name: str, root: Path) -> EnvironmentSection:
+    known = {**DEFAULT_ENVIRONMENTS, **config.environments}
+    if name not in known:
+        raise ConfigError(
+            f"no environment '{name}' in {root / CONFIG_FILE} (environments: "
+            f"{', '.join(known)}); add [environments.{name}] or pick one with --env"
+        )
+    return known[name]
+
+
+def _home(root: Path, name: str, environment: EnvironmentSection) -> Path:
+    if environment.home:
+        return root / environment.home
+    base = root / ".esteira"
+    return base if name == DEFAULT_ENVIRONMENT else base / "environments" / name
 
 
 def _named_metrics(config: Config) -> dict[str, str]:

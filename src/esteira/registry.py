@@ -111,14 +111,28 @@ class Registry:
         alias: str = CHAMPION,
         actor: str | None = None,
         pipeline_run_id: str | None = None,
+        approved: bool = False,
     ) -> AliasChange:
-        """Point `alias` at `version`, recording who, when and why."""
+        """Point `alias` at `version`, recording who, when and why. Where the environment
+        needs approval (prod), the champion moves only when a person `approved` it."""
         target = self.version(name, version, with_metrics=False)
         current = self.by_alias(name, alias)
         if current is not None and current.version == target.version:
             raise PromotionError(f"version {version} of '{name}' is already {alias}")
-        return self._move(name, alias, "promote", current, target.version, reason, actor,
+        if self.needs_approval(alias) and not approved:
+            env = self.project.settings.env
+            raise PromotionError(
+                f"{alias} of '{name}' in {env} changes only with a person's approval: "
+                f'esteira promote {name} {version} --env {env} --approve --reason "..."'
+            )
+        action = "approve" if approved else "promote"
+        return self._move(name, alias, action, current, target.version, reason, actor,
                           pipeline_run_id)  # fmt: skip
+
+    def needs_approval(self, alias: str = CHAMPION) -> bool:
+        """Whether moving `alias` here needs a person's approval (`[environments.NAME]
+        approval`, on for prod): the champion is what the service answers with."""
+        return alias == CHAMPION and self.project.settings.environment.approval
 
     def rollback(
         self, name: str, reason: str, alias: str = CHAMPION, actor: str | None = None

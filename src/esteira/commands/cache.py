@@ -7,13 +7,13 @@ from typing import Annotated
 
 import typer
 
-from esteira.commands.common import ProjectOption, new_console, size
+from esteira.commands.common import EnvOption, ProjectOption, new_console, size
 
 app = typer.Typer(help="List or prune the step cache.", no_args_is_help=True)
 
 
 @app.command("list")
-def cache_list(project: ProjectOption = Path(".")) -> None:
+def cache_list(project: ProjectOption = Path("."), env: EnvOption = None) -> None:
     """Per step: executions, cache reuses and bytes stored.
 
     Example: esteira cache list --project examples/flight_delays
@@ -38,6 +38,7 @@ def cache_list(project: ProjectOption = Path(".")) -> None:
 @app.command("prune")
 def cache_prune(
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     keep_last: Annotated[int, typer.Option(help="Executions kept per step.")] = 3,
     older_than: Annotated[float, typer.Option(help="Keep anything younger (days).")] = 7.0,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,6 +14,25 @@ if TYPE_CHECKING:
 
 ProjectOption = Annotated[
     Path, typer.Option("--project", "-p", help="Project folder (holds esteira.toml).")
+]
+
+
+def _select_env(name: str | None) -> str | None:
+    """The project loads the environment from ESTEIRA_ENV: --env sets it for this command."""
+    if name:
+        os.environ["ESTEIRA_ENV"] = name
+    return name
+
+
+EnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env",
+        envvar="ESTEIRA_ENV",
+        callback=_select_env,
+        help="Environment whose stores to use: dev (default), staging, prod, or one of "
+        "\\[environments] in esteira.toml.",
+    ),
 ]
 # Help text is rich markup, where "[ct]" would be a style tag: "\\[" keeps the bracket.
 ModelOption = Annotated[str | None, typer.Option(help="Registered model (default: \\[ct] model).")]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from esteira.commands.common import ProjectOption, new_console
+from esteira.commands.common import EnvOption, ProjectOption, new_console
 
 if TYPE_CHECKING:
     from esteira.config_reference import EffectiveSettings
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 def show_config(
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     defaults: Annotated[
         bool,
         typer.Option(

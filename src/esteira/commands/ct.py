@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from esteira.batches import FORMS, period_of
-from esteira.commands.common import ProjectOption, interrupt_on_sigterm, new_console
+from esteira.commands.common import EnvOption, ProjectOption, interrupt_on_sigterm, new_console
 
 app = typer.Typer(help="Continuous training: controller, triggers, replay.", no_args_is_help=True)
 
@@ -17,6 +17,7 @@ app = typer.Typer(help="Continuous training: controller, triggers, replay.", no_
 @app.command("replay")
 def ct_replay(
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     first: Annotated[str, typer.Option("--from", help=f"First batch; batches are {FORMS}.")] = "",
     last: Annotated[str, typer.Option("--to", help="Last batch, in the same form.")] = "",
     policy: Annotated[
@@ -56,6 +57,7 @@ def ct_replay(
 @app.command("start")
 def ct_start(
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     interval: Annotated[float | None, typer.Option(help="Seconds between checks.")] = None,
 ) -> None:
     """Run the CT controller in the foreground until SIGTERM or Ctrl+C.
@@ -88,6 +90,7 @@ def ct_start(
 def ct_trigger(
     reason: Annotated[str, typer.Option(help="Why; recorded with the run.")],
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     batch: Annotated[str | None, typer.Option(help="Newest batch to train on.")] = None,
 ) -> None:
     """Fire a CT run now, on demand (waits for no trigger; refuses if one is running).
@@ -109,6 +112,7 @@ def ct_trigger(
 @app.command("runs")
 def ct_runs(
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
 ) -> None:
     """List CT runs: trigger, reason, outcome and the champion before and after.

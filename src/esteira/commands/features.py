@@ -7,13 +7,13 @@ from typing import Annotated
 
 import typer
 
-from esteira.commands.common import ProjectOption, new_console
+from esteira.commands.common import EnvOption, ProjectOption, new_console
 
 app = typer.Typer(help="Discover the project's feature views and services.", no_args_is_help=True)
 
 
 @app.command("list")
-def features_list(project: ProjectOption = Path(".")) -> None:
+def features_list(project: ProjectOption = Path("."), env: EnvOption = None) -> None:
     """List the feature views (source, entities, features, TTL, offline table version) and
     the feature services (request fields, views, time field).
 
@@ -59,6 +59,7 @@ def features_list(project: ProjectOption = Path(".")) -> None:
 def features_show(
     view: Annotated[str, typer.Argument(help="Feature view or service name.")],
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
 ) -> None:
     """Show one feature view (its definition, and its offline table's size and history) or
     feature service (what requests carry, what is looked up, what is derived).

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from esteira.commands.common import ProjectOption, new_console, number
+from esteira.commands.common import EnvOption, ProjectOption, new_console, number
 
 if TYPE_CHECKING:
     from esteira.project import Project
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def models(
     name: Annotated[str | None, typer.Argument(help="Model name; all models when omitted.")] = None,
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     metric: Annotated[
         list[str] | None,
         typer.Option(help="Run metrics to show (default: those of the versions' task)."),
@@ -87,16 +88,21 @@ def promote(
     version: Annotated[str, typer.Argument(help="Version to promote.")],
     reason: Annotated[str, typer.Option(help="Why; kept in the metadata store.")],
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     alias: Annotated[str, typer.Option(help="Alias to move.")] = "champion",
+    approve: Annotated[
+        bool, typer.Option(help="Approve it, where the environment needs it (prod).")
+    ] = False,
 ) -> None:
-    """Point the champion (or another alias) at a version, by hand.
+    """Point the champion (or another alias) at a version, by hand; in an environment that
+    needs approval (prod), with --approve: who approved, when and why are recorded.
 
     Example: esteira promote flight_delays 3 --reason "passed review" -p examples/flight_delays
     """
     from esteira.project import open_project
     from esteira.registry import Registry
 
-    change = Registry(open_project(project)).promote(name, version, reason, alias)
+    change = Registry(open_project(project)).promote(name, version, reason, alias, approved=approve)
     new_console().print(
         f"{name}: {alias} {change.from_version or '(none)'} → {change.to_version} "
         f"by {change.actor}: {change.reason}"
@@ -107,6 +113,7 @@ def rollback(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     reason: Annotated[str, typer.Option(help="Why; kept in the metadata store.")],
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     alias: Annotated[str, typer.Option(help="Alias to move back.")] = "champion",
 ) -> None:
     """Put the champion back on the version it had before the current one.
@@ -125,6 +132,7 @@ def rollback(
 
 def alerts(
     project: ProjectOption = Path("."),
+    env: EnvOption = None,
     kind: Annotated[
         str | None, typer.Option(help="Only this kind: data_validation or gate.")
     ] = None,

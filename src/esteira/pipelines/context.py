@@ -149,6 +149,12 @@ class Context:
         self.log_metrics({"gates.passed": float(decision.passed)})
         return decision
 
+    def needs_approval(self, alias: str = "champion") -> bool:
+        """Whether moving `alias` in this environment needs a person (prod, by default)."""
+        from esteira.registry import Registry
+
+        return Registry(self.project).needs_approval(alias)
+
     def promote(self, name: str, version: str, reason: str, alias: str = "champion") -> None:
         """Point `alias` of `name` at `version`, recorded with this run as the actor's context."""
         from esteira.registry import Registry

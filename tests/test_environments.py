@@ -1,0 +1,61 @@
+"""Environments: dev, staging and prod each keep their own stores; `--env` or ESTEIRA_ENV
+picks one (dev by default, so a project without any of this works as before); prod's
+champion moves only with a person's approval."""
+
+from __future__ import annotations
+
+import pytest
+from test_cli import esteira
+from test_steps import PIPELINE
+
+from esteira import load_project
+from esteira.config import load_settings
+from esteira.errors import ConfigError
+from esteira.pipelines.runner import run_pipeline
+from esteira.registry import CHALLENGER, CHAMPION, PromotionError, Registry
+
+
+def test_each_environment_has_its_own_stores(write_project):
+    root = write_project(PIPELINE, toml='[environments.qa]\nhome = "qa-stores"\n')
+    dev = load_settings(root, {})
+    assert (dev.env, dev.home) == ("dev", root / ".esteira")  # as before environments
+    staging = load_settings(root, {"ESTEIRA_ENV": "staging"})
+    assert staging.home == root / ".esteira" / "environments" / "staging"
+    assert staging.tracking_uri.endswith("environments/staging/mlflow.db")
+    assert not staging.environment.approval
+    assert load_settings(root, {"ESTEIRA_ENV": "prod"}).environment.approval
+    assert load_settings(root, {"ESTEIRA_ENV": "qa"}).home == root / "qa-stores"
+    with pytest.raises(ConfigError, match=r"no environment 'uat' .* \(environments: dev, "):
+        load_settings(root, {"ESTEIRA_ENV": "uat"})
+
+    run_pipeline(load_project(root, {"ESTEIRA_ENV": "staging"}), "flow")
+    assert Registry(load_project(root, {"ESTEIRA_ENV": "staging"})).by_alias("toy") is not None
+    assert load_project(root, {}).metadata.runs() == []  # dev saw nothing of it
+    listed = esteira("runs", "-p", str(root), "--env", "staging")
+    assert listed.returncode == 0 and "flow" in listed.stdout, listed.stderr
+    unknown = esteira("runs", "-p", str(root), "--env", "uat")
+    assert unknown.returncode != 0 and "no environment 'uat'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
+def test_prod_champion_moves_only_with_approval(write_project):
+    root = write_project(PIPELINE)
+    prod = load_project(root, {"ESTEIRA_ENV": "prod"})
+    decision = run_pipeline(prod, "flow").output("decision")
+    assert decision["passed"] and decision["awaiting_approval"]
+    registry = Registry(prod)
+    assert registry.by_alias("toy", CHAMPION) is None
+    assert registry.by_alias("toy", CHALLENGER).version == "1"
+    with pytest.raises(PromotionError, match="--env prod --approve"):
+        registry.promote("toy", "1", "looks fine")
+
+    refused = esteira("promote", "toy", "1", "--reason", "ok", "-p", str(root), "--env", "prod")
+    assert refused.returncode != 0 and "--approve" in refused.stderr
+    approved = esteira(
+        "promote", "toy", "1", "--reason", "reviewed the gates", "--approve", "-p", str(root),
+        "--env", "prod",
+    )  # fmt: skip
+    assert approved.returncode == 0, approved.stderr
+    assert Registry(prod).by_alias("toy", CHAMPION).version == "1"
+    (change,) = Registry(prod).history("toy")
+    assert (change.action, change.reason) == ("approve", "reviewed the gates") and change.actor
