@@ -12,7 +12,15 @@ from esteira import load_project
 from esteira.config import load_settings
 from esteira.errors import ConfigError
 from esteira.pipelines.runner import run_pipeline
+from esteira.project import open_project
 from esteira.registry import CHALLENGER, CHAMPION, PromotionError, Registry
+from esteira.releases import build, deploy
+
+
+def release_to(root, env: str) -> None:
+    """Staging and prod run only deployed releases of the code."""
+    target = open_project(root, {"ESTEIRA_ENV": env})
+    deploy(target.settings, target.metadata, build(load_settings(root, {}))[0].id, "test")
 
 
 def test_each_environment_has_its_own_stores(write_project):
@@ -28,6 +36,7 @@ def test_each_environment_has_its_own_stores(write_project):
     with pytest.raises(ConfigError, match=r"no environment 'uat' .* \(environments: dev, "):
         load_settings(root, {"ESTEIRA_ENV": "uat"})
 
+    release_to(root, "staging")
     run_pipeline(load_project(root, {"ESTEIRA_ENV": "staging"}), "flow")
     assert Registry(load_project(root, {"ESTEIRA_ENV": "staging"})).by_alias("toy") is not None
     assert load_project(root, {}).metadata.runs() == []  # dev saw nothing of it
@@ -40,6 +49,7 @@ def test_each_environment_has_its_own_stores(write_project):
 
 def test_prod_champion_moves_only_with_approval(write_project):
     root = write_project(PIPELINE)
+    release_to(root, "prod")  # not a git repository: no uncommitted changes to refuse
     prod = load_project(root, {"ESTEIRA_ENV": "prod"})
     decision = run_pipeline(prod, "flow").output("decision")
     assert decision["passed"] and decision["awaiting_approval"]

@@ -257,12 +257,15 @@ class EnvironmentSection(_Section):
     approval: bool = False
     """Promotion to champion here needs a person's approval (`esteira promote --approve`);
     on by default for prod."""
+    releases: bool = False
+    """Runs here import the deployed release (`esteira deploy`), never the working tree; on
+    by default for staging and prod."""
 
 
 DEFAULT_ENVIRONMENTS = {
     "dev": EnvironmentSection(),
-    "staging": EnvironmentSection(),
-    "prod": EnvironmentSection(approval=True),
+    "staging": EnvironmentSection(releases=True),
+    "prod": EnvironmentSection(approval=True, releases=True),
 }
 
 
@@ -298,6 +301,8 @@ class Settings(BaseModel):
     paths: list[Path]
     env: str
     environment: EnvironmentSection
+    release: str = ""
+    """The release whose code this project was loaded from ("": the working tree)."""
     home: Path
     tracking_uri: str
     registry_uri: str

@@ -273,6 +273,22 @@ class BatchPredictionRecord(Base):
     seconds: Mapped[float] = mapped_column(Float)
 
 
+class Deployment(Base):
+    """Which release of the pipeline's code an environment runs: every deploy and rollback,
+    with who, when and why (the newest that is not rolled back is active)."""
+
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    environment: Mapped[str] = mapped_column(String(64))
+    release: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # deploy | rollback
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_deployments_environment", "environment", "id"),)
+
+
 class SchemaInfo(Base):
     __tablename__ = "esteira_schema"
     version: Mapped[int] = mapped_column(primary_key=True)
@@ -360,6 +376,15 @@ class MetadataStore:
                 select(AliasChange)
                 .where(AliasChange.model == model, AliasChange.alias == alias)
                 .order_by(AliasChange.id)
+            ).all()
+
+    def deployments(self, environment: str) -> Sequence[Deployment]:
+        """Every deploy and rollback of `environment`, oldest first."""
+        with self.session() as s:
+            return s.scalars(
+                select(Deployment)
+                .where(Deployment.environment == environment)
+                .order_by(Deployment.id)
             ).all()
 
     def gate_decisions(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Mapping
 from functools import cached_property, partial
@@ -97,14 +98,24 @@ class Project:
 
 
 def load_project(path: str | Path = ".", environ: Mapping[str, str] | None = None) -> Project:
-    """Read a project's settings and import the modules that define its pipelines."""
-    settings = load_settings(path, dict(environ) if environ is not None else None)
+    """Read a project's settings and import the modules that define its pipelines: from
+    the working tree, or, in an environment that runs releases (staging, prod), from the
+    release deployed there, with that release's esteira.toml."""
+    env = dict(os.environ if environ is None else environ)
+    settings = load_settings(path, env)
+    if settings.environment.releases:
+        from esteira import releases
+
+        release = releases.require_active(settings, Project(settings, {}).metadata)
+        pinned = env | {"ESTEIRA_ENV": settings.env, "ESTEIRA_HOME": str(settings.home)}
+        settings = load_settings(releases.code_root(settings, release), pinned)
+        settings = settings.model_copy(update={"release": release.id})
     return Project(settings, *_import_definitions(settings))
 
 
-def open_project(path: str | Path = ".") -> Project:
+def open_project(path: str | Path = ".", environ: Mapping[str, str] | None = None) -> Project:
     """A project's settings and stores without importing its code: enough to inspect runs."""
-    return Project(load_settings(path), {})
+    return Project(load_settings(path, dict(environ) if environ is not None else None), {})
 
 
 def _import_definitions(

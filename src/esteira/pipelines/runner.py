@@ -366,6 +366,8 @@ class _RunState:
             "esteira.executor": self.record.executor,
             "esteira.trigger": self.record.trigger,
         }
+        if self.project.settings.release:  # the code came from a deployed release
+            tags["esteira.release"] = self.project.settings.release
         tags |= {f"esteira.data.{t}.version": str(v) for t, v in sorted(self.tables_read.items())}
         return tags
 
