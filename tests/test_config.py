@@ -138,7 +138,7 @@ def test_defaults_are_a_commented_esteira_toml_that_means_the_defaults():
     text = defaults_toml()
     assert tomllib.loads(text) == {
         s: {} for s in ("project", "tracking", "metadata", "lake", "model", "runtime")
-    } | {"monitoring": {}, "validation": {}, "gates": {}, "ct": {"triggers": {}}}
+    } | {"monitoring": {}, "validation": {}, "gates": {}, "ct": {"triggers": {}}, "ci": {}}
     # Uncommented, every key outside the NAME templates reads back as the default.
     kept, template = [], False
     for line in text.splitlines():

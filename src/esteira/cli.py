@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from esteira.commands import cache, config, ct, features, registry, releases
+from esteira.commands import cache, ci, config, ct, features, registry, releases
 from esteira.commands.common import (
     EnvOption,
     ModelOption,
@@ -332,6 +332,7 @@ def _print_result(console: Console, project: Project, result: RunResult) -> None
 for command in (registry.models, registry.promote, registry.rollback, registry.alerts):
     app.command()(command)
 app.command("config")(config.show_config)
+app.command("ci")(ci.ci)
 app.command("release")(releases.release)
 app.command("deploy")(releases.deploy)
 app.command("releases")(releases.list_releases)

@@ -276,6 +276,16 @@ class PipelineSection(_Section):
     """Its parameters' values, over the defaults in code: `[pipelines.NAME.params]`."""
 
 
+class CISection(_Section):
+    """The ML test battery, `esteira ci`: `[ci]`."""
+
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Parameters per pipeline for its CI runs, over `[pipelines.NAME.params]`: a small
+    sample that runs in seconds, e.g. `[ci.params.train]` with `rows = 500`."""
+    tolerance: float = Field(default=1e-6, ge=0)
+    """Relative difference two runs' predictions may have and still count as reproducible."""
+
+
 class Config(_Section):
     project: ProjectSection = Field(default_factory=ProjectSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
@@ -290,6 +300,7 @@ class Config(_Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     ct: CTConfig = Field(default_factory=CTConfig)
+    ci: CISection = Field(default_factory=CISection)
 
 
 class Settings(BaseModel):
@@ -319,6 +330,7 @@ class Settings(BaseModel):
     validation: ValidationConfig
     gates: GatesConfig
     ct: CTConfig
+    ci: CISection
 
 
 def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Settings:
@@ -375,6 +387,7 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
         validation=config.validation,
         gates=config.gates,
         ct=config.ct,
+        ci=config.ci,
     )
 
 
