@@ -11,7 +11,7 @@ import inspect
 import socket
 import subprocess
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +50,16 @@ def source_of(fn: Callable[..., Any]) -> str:
     except (OSError, TypeError):  # defined where no source is kept (e.g. exec)
         co = fn.__code__
         return repr((co.co_code, co.co_consts, co.co_names))
+
+
+def held(changes: Iterable[Any], value: Callable[[Any], str]) -> list[str]:
+    """What something held over its history of changes, oldest first, as a stack: a
+    rollback goes back to what it held before, any other change sets `value(change)`. The
+    registry's aliases and the environments' releases move this way."""
+    stack: list[str] = []
+    for change in changes:
+        if change.action == "rollback" and stack:
+            stack.pop()
+        else:
+            stack.append(value(change))
+    return stack

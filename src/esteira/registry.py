@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from esteira.errors import EsteiraError, NotFound
 from esteira.metadata import AliasChange
+from esteira.provenance import executor, held
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -141,7 +142,7 @@ class Registry:
         current = self.by_alias(name, alias)
         if current is None:
             raise PromotionError(f"model '{name}' has no {alias} to roll back")
-        stack = _alias_stack(self.project.metadata.alias_history(name, alias))
+        stack = held(self.project.metadata.alias_history(name, alias), lambda c: c.to_version)
         if not stack or stack[-1] != current.version:
             stack.append(current.version)  # MLflow was changed outside esteira: it is the truth
         if len(stack) < 2:
@@ -165,8 +166,6 @@ class Registry:
         actor: str | None,
         pipeline_run_id: str | None,
     ) -> AliasChange:
-        from esteira.provenance import executor
-
         if not reason.strip():
             raise PromotionError(f"say why you {action} '{name}' (--reason)")
         self.client.set_registered_model_alias(name, alias, version)
@@ -204,17 +203,6 @@ class Registry:
             tags=dict(v.tags or {}),
             metrics=dict(metrics),
         )
-
-
-def _alias_stack(changes: list[AliasChange] | Any) -> list[str]:
-    """The versions an alias held, as a stack: promotions push, rollbacks pop."""
-    stack: list[str] = []
-    for c in changes:
-        if c.action == "rollback" and stack:
-            stack.pop()
-        else:
-            stack.append(c.to_version)
-    return stack
 
 
 def _quoted(name: str) -> str:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from esteira.config import CONFIG_FILE
 from esteira.errors import ConfigError, EsteiraError, NotFound
-from esteira.provenance import executor, git_commit
+from esteira.provenance import executor, git_commit, held
 
 if TYPE_CHECKING:
     from esteira.config import Settings
@@ -142,7 +142,7 @@ def deploy(settings: Settings, store: MetadataStore, release_id: str, reason: st
 
 def rollback(settings: Settings, store: MetadataStore, reason: str) -> Deployment:
     """Deploy again the release `settings.env` ran before the current one."""
-    stack = _stack(store.deployments(settings.env))
+    stack = held(store.deployments(settings.env), lambda d: d.release)
     if len(stack) < 2:
         raise ReleaseError(f"{settings.env} has no earlier release to go back to")
     return _record(store, settings.env, stack[-2], "rollback", reason)
@@ -150,7 +150,7 @@ def rollback(settings: Settings, store: MetadataStore, reason: str) -> Deploymen
 
 def active(store: MetadataStore, environment: str) -> str | None:
     """The id of the release `environment` runs, if any was deployed."""
-    stack = _stack(store.deployments(environment))
+    stack = held(store.deployments(environment), lambda d: d.release)
     return stack[-1] if stack else None
 
 
@@ -163,17 +163,6 @@ def _record(store: MetadataStore, env: str, release: str, action: str, reason: s
                         reason=reason)  # fmt: skip
     store.add(record)
     return record
-
-
-def _stack(history: object) -> list[str]:
-    """Releases an environment ran, as a stack: deploys push, rollbacks pop."""
-    stack: list[str] = []
-    for d in history:  # type: ignore[attr-defined]
-        if d.action == "rollback" and stack:
-            stack.pop()
-        else:
-            stack.append(d.release)
-    return stack
 
 
 def _source_files(folder: Path) -> list[Path]:
