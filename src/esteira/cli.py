@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from esteira.commands import cache, ci, config, ct, features, registry, releases
+from esteira.commands import cache, ci, config, ct, features, maturity, registry, releases
 from esteira.commands.common import (
     EnvOption,
     ModelOption,
@@ -336,6 +336,7 @@ app.command("ci")(ci.ci)
 app.command("release")(releases.release)
 app.command("deploy")(releases.deploy)
 app.command("releases")(releases.list_releases)
+app.command("maturity")(maturity.maturity)
 app.add_typer(features.app, name="features")
 app.add_typer(cache.app, name="cache")
 app.add_typer(ct.app, name="ct")

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     select,
 )
 from sqlalchemy.orm import (
@@ -377,6 +378,15 @@ class MetadataStore:
                 .where(AliasChange.model == model, AliasChange.alias == alias)
                 .order_by(AliasChange.id)
             ).all()
+
+    def tally(self, column: Any, *where: Any) -> tuple[int, Any]:
+        """How many records have `column` (a mapped column, e.g. `CTRun.at`) under the
+        conditions `where`, and its newest value: evidence in one query."""
+        with self.session() as s:
+            count, newest = s.execute(
+                select(func.count(), func.max(column)).select_from(column.class_).where(*where)
+            ).one()
+        return int(count), newest
 
     def deployments(self, environment: str) -> Sequence[Deployment]:
         """Every deploy and rollback of `environment`, oldest first."""
