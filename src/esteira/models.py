@@ -119,7 +119,7 @@ def load(project: Project, name: str, version: str, alias: str = "") -> LoadedMo
     tags = project.tracker.client.get_model_version(name, str(version)).tags
     task = _task(project.settings.model.task, tags, native, uri)
     classes = tuple(getattr(native, "classes_", ())) if task != "regression" else ()
-    service, changed = Registry(project).feature_service(name, version)
+    service, changed = Registry(project).feature_service(name, version, tags)
     return LoadedModel(name, str(version), alias, uri, columns, datetime.now(UTC), predict,
                        task, classes, service, changed)  # fmt: skip
 

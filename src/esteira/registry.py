@@ -76,12 +76,16 @@ class Registry:
             raise NotFound(f"model '{name}' has no version {version} (versions: {known})") from None
         return self._info(found, with_metrics)
 
-    def feature_service(self, name: str, version: str) -> tuple[FeatureService | None, bool]:
-        """The feature service a version was trained through (its tags say which), from the
-        project's code, and whether the service's definition changed since."""
+    def feature_service(
+        self, name: str, version: str, tags: dict[str, str] | None = None
+    ) -> tuple[FeatureService | None, bool]:
+        """The feature service a version was trained through (its tags say which; pass them
+        when already fetched), from the project's code, and whether the service's definition
+        changed since."""
         from esteira.features.definitions import SERVICE_FINGERPRINT_TAG, SERVICE_TAG
 
-        tags = self.client.get_model_version(name, str(version)).tags
+        if tags is None:
+            tags = self.client.get_model_version(name, str(version)).tags
         wanted = tags.get(SERVICE_TAG)
         if not wanted:
             return None, False

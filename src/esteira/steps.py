@@ -30,7 +30,7 @@ def promote(
     Where the environment needs approval (prod), a version that passes stays challenger,
     `awaiting_approval`, until a person runs `esteira promote ... --approve`.
     """
-    name, version = _name_and_version(ctx.step, registered)
+    name, version = registered_version(ctx.step, registered)
     label = label or ctx.project.settings.ct.label
     if label not in test_set.columns:
         columns = ", ".join(map(str, test_set.columns))
@@ -45,7 +45,9 @@ def promote(
     return decision.to_dict() | {"awaiting_approval": awaiting}
 
 
-def _name_and_version(step_name: str, registered: Any) -> tuple[str, str]:
+def registered_version(step_name: str, registered: Any) -> tuple[str, str]:
+    """The model name and version in a `registered` output: the dict a register step
+    returns, or what `ctx.log_model` returned."""
     if isinstance(registered, Mapping):
         name, version = registered.get("name"), registered.get("version")
     else:

@@ -131,12 +131,12 @@ def run_for_ci(project: Project, pipeline: str) -> PipelineOutcome:
 def trained_by(project: Project, outcome: PipelineOutcome) -> Trained | None:
     """The model a completed run registered (outputs `registered` and `test_set`), loaded."""
     from esteira.models import load
-    from esteira.steps import _name_and_version
+    from esteira.steps import registered_version
 
     result = outcome.result
     if result is None or not {"registered", "test_set"} <= set(result.outputs):
         return None
-    name, version = _name_and_version("register", result.output("registered"))
+    name, version = registered_version("register", result.output("registered"))
     test_set = result.output("test_set")
     reference = result.output("train_set") if "train_set" in result.outputs else test_set
     return Trained(outcome.pipeline, load(project, name, version), test_set, reference)

@@ -25,6 +25,8 @@ from esteira.validation.data import DataValidationError
 
 if TYPE_CHECKING:
     from esteira.config import TriggersConfig
+    from esteira.models import LoadedModel
+    from esteira.summaries.profile import Profile
 
 POLICIES = ("never", "schedule", "drift", "performance")
 DEFAULT_CRON = "0 0 1 */3 *"  # quarterly
@@ -93,6 +95,7 @@ def _replay_policy(
 ) -> PolicyResult:
     from esteira.ct.controller import Controller
     from esteira.metrics import resolve_metric
+    from esteira.models import load
     from esteira.monitoring.monitor import monitor_batch, reference_profile
     from esteira.monitoring.performance import key_metric
     from esteira.pipelines.runner import run_pipeline
@@ -113,7 +116,7 @@ def _replay_policy(
     bootstrap = period.previous(batches[0])
     controller.run([Fire("bootstrap", f"initial champion, trained up to {bootstrap}")], bootstrap)
     trained_at = period.start(batches[0])
-    profiles: dict[str, object] = {}
+    profiles: dict[str, tuple[LoadedModel, Profile]] = {}  # champion -> model, reference
 
     for batch in batches:
         state = controller.state(now=period.start(batch), newest_batch=batch)
@@ -136,13 +139,16 @@ def _replay_policy(
             continue
         data = prepared.output(ct.data_output)
         if state.champion is not None:
-            if state.champion not in profiles:
-                profiles[state.champion] = reference_profile(
-                    project, ct.model, state.champion, ct.reference_output
+            if state.champion not in profiles:  # each champion loaded and profiled once
+                loaded = load(project, ct.model, state.champion)
+                reference = reference_profile(
+                    project, ct.model, state.champion, ct.reference_output, loaded
                 )
+                profiles[state.champion] = (loaded, reference)
+            loaded, reference = profiles[state.champion]
             record, _ = monitor_batch(
-                project, ct.model, state.champion, batch, data, ct.label,
-                profiles[state.champion], "replay", project.settings.gates.segment,
+                project, ct.model, state.champion, batch, data, ct.label, reference, "replay",
+                project.settings.gates.segment, loaded=loaded,
             )  # fmt: skip
             result.metric = key_metric(ct.metric, record)
             row.metric, row.drift_share = record.metrics.get(result.metric), record.drift_share

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from esteira.errors import EsteiraError
+from esteira.models import load
 from esteira.monitoring.monitor import monitor_batch, reference_profile
 from esteira.monitoring.report import render
 
@@ -123,10 +124,11 @@ def run_monitor(
         name = "prediction log" + (f", last {since}" if since else "")
     if labels:
         data = join_labels(project, model, version, data, labels, join_on)
-    reference = reference_profile(project, model, version, ct.reference_output)
+    loaded = load(project, model, version)  # once, for the reference and the batch
+    reference = reference_profile(project, model, version, ct.reference_output, loaded)
     segment = project.settings.gates.segment
     record, predictions = monitor_batch(project, model, version, batch or name, data, ct.label,
-                                        reference, "monitor", segment, served)  # fmt: skip
+                                        reference, "monitor", segment, served, loaded)  # fmt: skip
     history = list(reversed(project.metadata.monitoring_history(model, limit=36)))
     import pandas as pd
 

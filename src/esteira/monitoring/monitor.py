@@ -19,6 +19,7 @@ from esteira.summaries.profile import Profile, infer_profile, profile_column
 if TYPE_CHECKING:
     import pandas as pd
 
+    from esteira.models import LoadedModel
     from esteira.project import Project
 
 PREDICTION = "prediction"
@@ -43,12 +44,15 @@ def training_data(project: Project, name: str, version: str, output: str) -> pd.
     )
 
 
-def reference_profile(project: Project, name: str, version: str, output: str) -> Profile:
-    """Profile of the model's training data, with the profile of its own predictions on it."""
+def reference_profile(
+    project: Project, name: str, version: str, output: str, loaded: LoadedModel | None = None
+) -> Profile:
+    """Profile of the model's training data, with the profile of its own predictions on it
+    (`loaded`: the version, when the caller has loaded it already)."""
     from esteira.models import load
 
     data = training_data(project, name, version, output)
-    model = load(project, name, version)
+    model = loaded or load(project, name, version)
     features = model.input_names
     sample = data.sample(min(len(data), 20_000), random_state=0) if len(data) else data
     profile = infer_profile(data)
@@ -68,14 +72,16 @@ def monitor_batch(
     source: str = "monitor",
     segment: str | None = None,
     served: np.ndarray | None = None,
+    loaded: LoadedModel | None = None,
 ) -> tuple[MonitoringRecord, np.ndarray]:
     """Drift of `data`'s model inputs and of the model's predictions (`served`, as the
     prediction log has them, or scored now), and the metrics of its task; the stored record
-    and the predictions (positive score, predicted class or value)."""
+    and the predictions (positive score, predicted class or value). `loaded`: the version,
+    when the caller has loaded it already."""
     from esteira.metrics import Scores, resolve_metric
     from esteira.models import load
 
-    model = load(project, name, version)
+    model = loaded or load(project, name, version)
     features = model.input_names
     if served is None:
         scores = model.scores(data[features])
