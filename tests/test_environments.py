@@ -30,15 +30,17 @@ def test_each_environment_has_its_own_stores(write_project):
     staging = load_settings(root, {"ESTEIRA_ENV": "staging"})
     assert staging.home == root / ".esteira" / "environments" / "staging"
     assert staging.tracking_uri.endswith("environments/staging/mlflow.db")
-    assert not staging.environment.approval
-    assert load_settings(root, {"ESTEIRA_ENV": "prod"}).environment.approval
+    assert staging.environment.promotion == "cd"
+    prod = load_settings(root, {"ESTEIRA_ENV": "prod"}).environment
+    assert (prod.promotion, prod.promote_from, prod.cd_passes) == ("approval", "staging", 1)
     assert load_settings(root, {"ESTEIRA_ENV": "qa"}).home == root / "qa-stores"
     with pytest.raises(ConfigError, match=r"no environment 'uat' .* \(environments: dev, "):
         load_settings(root, {"ESTEIRA_ENV": "uat"})
 
     release_to(root, "staging")
     run_pipeline(load_project(root, {"ESTEIRA_ENV": "staging"}), "flow")
-    assert Registry(load_project(root, {"ESTEIRA_ENV": "staging"})).by_alias("toy") is not None
+    staged = Registry(load_project(root, {"ESTEIRA_ENV": "staging"}))
+    assert staged.by_alias("toy", CHALLENGER) is not None  # champion: after esteira cd
     assert load_project(root, {}).metadata.runs() == []  # dev saw nothing of it
     listed = esteira("runs", "-p", str(root), "--env", "staging")
     assert listed.returncode == 0 and "flow" in listed.stdout, listed.stderr
@@ -48,11 +50,13 @@ def test_each_environment_has_its_own_stores(write_project):
 
 
 def test_prod_champion_moves_only_with_approval(write_project):
-    root = write_project(PIPELINE)
+    # This prod trains its own versions rather than taking staging's (tests/test_cd.py).
+    root = write_project(PIPELINE, toml='[environments.prod]\npromotion = "approval"\n'
+                         'releases = true\npromote_from = ""\n')  # fmt: skip
     release_to(root, "prod")  # not a git repository: no uncommitted changes to refuse
     prod = load_project(root, {"ESTEIRA_ENV": "prod"})
     decision = run_pipeline(prod, "flow").output("decision")
-    assert decision["passed"] and decision["awaiting_approval"]
+    assert decision["passed"] and decision["awaiting"] == "approval"
     registry = Registry(prod)
     assert registry.by_alias("toy", CHAMPION) is None
     assert registry.by_alias("toy", CHALLENGER).version == "1"

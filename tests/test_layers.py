@@ -17,6 +17,8 @@ PACKAGE = Path(esteira.__file__).parent
 def modules() -> list[str]:
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__main__.py":  # runs the command line when imported
+            continue
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
         found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return found

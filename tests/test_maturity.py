@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_cli import esteira
 from test_steps import PIPELINE
 
@@ -37,3 +38,47 @@ def test_the_scorecard_follows_the_evidence(write_project):
     assert not items["data validated"]["met"]  # this pipeline validates no batch
     table = esteira("maturity", "-p", str(root))
     assert "[ct] and [ct.triggers]" in table.stdout and "not yet level 0" in table.stdout
+
+
+@pytest.mark.integration
+def test_the_reference_project_reaches_level_2_and_a_fresh_init_project_scores_lower(
+    flight_project, tmp_path
+):
+    """The three levels' evidence on the flights: a run, a CT run, a served and monitored
+    champion, CI that runs the battery, and a release through the CD gates to an approved
+    prod; a project fresh from `esteira init` has none of it yet."""
+    import httpx
+    from test_serving import Server
+
+    from esteira.scaffold import create
+
+    root = str(flight_project)
+    toml = flight_project / "esteira.toml"  # a month a run keeps it short
+    text = toml.read_text().replace('end = "2013-03"', 'end = "2013-01"')
+    toml.write_text(text.replace("months = 3", "months = 1"))
+    assert esteira("run", "train", "-p", root).returncode == 0
+    fired = esteira("ct", "trigger", "--batch", "2013-02", "--reason", "February", "-p", root)
+    assert fired.returncode == 0, fired.stdout + fired.stderr
+    server = Server(flight_project, "--model", "flight_delays")
+    try:
+        server.wait_up()
+        server.wait_ready()
+        departure = {"scheduled_at": "2013-02-28T18:30:00-05:00", "carrier": "UA", "origin": "EWR",
+                     "dest": "ORD", "tailnum": "N14228", "distance": 719}  # fmt: skip
+        for _ in range(20):
+            assert httpx.post(f"{server.url}/predict", json={"records": [departure]}).is_success
+    finally:
+        server.stop()
+    assert esteira("monitor", "-p", root).returncode == 0
+    (flight_project / ".github" / "workflows").mkdir(parents=True)
+    (flight_project / ".github" / "workflows" / "ml.yml").write_text("- run: esteira ci\n")
+    for command in (("release",), ("deploy", "--env", "staging"), ("cd", "--env", "staging"),
+                    ("promote", "--env", "prod", "--approve", "--reason", "ok")):  # fmt: skip
+        done = esteira(*command, "-p", root)
+        assert done.returncode == 0, f"{command}: {done.stdout} {done.stderr}"
+
+    shown = esteira("maturity", "-p", root, "--json")
+    card = json.loads(shown.stdout)
+    assert card["level"] == 2, [i for i in card["items"] if not i["met"]]
+    fresh = create("fresh", tmp_path)
+    assert json.loads(esteira("maturity", "-p", str(fresh), "--json").stdout)["level"] == -1

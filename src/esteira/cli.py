@@ -11,7 +11,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from esteira.commands import cache, ci, config, ct, features, maturity, registry, releases
+from esteira.commands import (
+    cache,
+    cd,
+    ci,
+    config,
+    ct,
+    features,
+    init,
+    maturity,
+    registry,
+    releases,
+)
 from esteira.commands.common import (
     EnvOption,
     ModelOption,
@@ -135,6 +146,19 @@ def serve(
             min=1, help="Threads one prediction may use (default: \\[runtime] serving_threads)."
         ),
     ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Serve this version and never swap, instead of an alias.")
+    ] = None,
+    log_predictions: Annotated[
+        bool, typer.Option("--log/--no-log", help="Append answers to the prediction log.")
+    ] = True,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            help="ALIAS:PERCENT, e.g. challenger:10: that share of requests (a stable "
+            "hash of the request id) is answered by the alias; see esteira cd canary."
+        ),
+    ] = None,
 ) -> None:
     """Serve a registered model over HTTP, following its alias without restarts.
 
@@ -154,11 +178,30 @@ def serve(
     console = new_console()
     threads = threads or settings.runtime.serving_threads
     use_threads(threads)  # before the project and the model load their libraries
-    config = ServeConfig(name, alias, shadow, max_rows, watch, threads=threads)
+    canary_alias, percent = _canary(canary) if canary else (None, 0.0)
+    config = ServeConfig(name, alias, shadow, max_rows, watch, log_predictions, threads=threads,
+                         version=version, canary=canary_alias, canary_percent=percent)  # fmt: skip
     # The project's code too: a model trained through a feature service is served with it.
     app = create_app(load_project(project), config, log=lambda m: console.print(m, highlight=False))
-    console.print(f"serving {name}@{alias} on http://{host}:{port} (Ctrl+C or SIGTERM stops it)")
+    served = f"{name} version {version}" if version else f"{name}@{alias}"
+    if canary_alias:
+        served += f", {percent:g}% of requests to @{canary_alias}"
+    console.print(f"serving {served} on http://{host}:{port} (Ctrl+C or SIGTERM stops it)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _canary(text: str) -> tuple[str, float]:
+    alias, _, share = text.partition(":")
+    try:
+        percent = float(share)
+    except ValueError:
+        percent = -1.0
+    if not alias or not 0 < percent <= 50:
+        raise typer.BadParameter(
+            f"--canary {text!r}: write ALIAS:PERCENT with a share over 0 and at most 50, "
+            "e.g. challenger:10"
+        )
+    return alias, percent
 
 
 @app.command()
@@ -332,11 +375,13 @@ def _print_result(console: Console, project: Project, result: RunResult) -> None
 for command in (registry.models, registry.promote, registry.rollback, registry.alerts):
     app.command()(command)
 app.command("config")(config.show_config)
+app.command("init")(init.init)
 app.command("ci")(ci.ci)
 app.command("release")(releases.release)
 app.command("deploy")(releases.deploy)
 app.command("releases")(releases.list_releases)
 app.command("maturity")(maturity.maturity)
+app.add_typer(cd.app, name="cd")
 app.add_typer(features.app, name="features")
 app.add_typer(cache.app, name="cache")
 app.add_typer(ct.app, name="ct")

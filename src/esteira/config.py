@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from esteira.config_schema import explain
 from esteira.errors import ConfigError
@@ -254,18 +254,37 @@ class EnvironmentSection(_Section):
     """Its MLflow model registry (default: its tracking URI)."""
     metadata_url: str = ""
     """Its metadata store (default: `[metadata] url`, else SQLite in its home)."""
-    approval: bool = False
-    """Promotion to champion here needs a person's approval (`esteira promote --approve`);
-    on by default for prod."""
+    promotion: Literal["gates", "cd", "approval"] = "gates"
+    """What makes a version champion here: `gates`, the pipeline's gates (dev); `cd`, passing
+    `esteira cd` (staging); `approval`, a person's `esteira promote --approve` (prod)."""
+    promote_from: str = ""
+    """The environment whose versions are promoted here, copied into this one's registry
+    (prod: `staging`); empty: versions trained here."""
+    cd_passes: int = Field(default=1, ge=1)
+    """With `promote_from`: how many passing `esteira cd` runs there a version needs before
+    it may be promoted here."""
     releases: bool = False
     """Runs here import the deployed release (`esteira deploy`), never the working tree; on
     by default for staging and prod."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _former_approval(cls, raw: Any) -> Any:
+        """`approval = true` was the former spelling of `promotion = "approval"`."""
+        if isinstance(raw, dict) and "approval" in raw and "promotion" not in raw:
+            raw = dict(raw)
+            raw["promotion"] = "approval" if raw.pop("approval") else "gates"
+        return raw
+
+    @property
+    def approval(self) -> bool:
+        return self.promotion == "approval"
+
 
 DEFAULT_ENVIRONMENTS = {
     "dev": EnvironmentSection(),
-    "staging": EnvironmentSection(releases=True),
-    "prod": EnvironmentSection(approval=True, releases=True),
+    "staging": EnvironmentSection(promotion="cd", releases=True),
+    "prod": EnvironmentSection(promotion="approval", promote_from="staging", releases=True),
 }
 
 
@@ -286,6 +305,31 @@ class CISection(_Section):
     """Relative difference two runs' predictions may have and still count as reproducible."""
 
 
+class CDSection(_Section):
+    """The CD gates, `esteira cd`: `[cd]`. The load test is relative: the candidate against
+    the champion measured in the same run, because absolute times are noise on a shared
+    machine; absolute limits are optional."""
+
+    requests: int = Field(default=300, ge=10, le=100_000)
+    """Requests the load test sends to each of the candidate's and the champion's services."""
+    clients: int = Field(default=4, ge=1, le=64)
+    """Concurrent clients of the load test."""
+    max_p99_ratio: float = Field(default=1.5, ge=1)
+    """The candidate's p99 latency may be at most this many times the champion's ..."""
+    p99_slack_ms: float = Field(default=5.0, ge=0)
+    """... plus this many milliseconds of noise."""
+    max_p99_ms: float | None = Field(default=None, gt=0)
+    """An absolute ceiling on the candidate's p99 latency, in milliseconds."""
+    min_requests_per_s: float | None = Field(default=None, gt=0)
+    """An absolute floor on the candidate's throughput."""
+    max_error_rate: float = Field(default=0.0, ge=0, le=1)
+    """Share of the load test's requests that may fail."""
+    timeout_s: float = Field(default=300.0, gt=0)
+    """Most seconds a service may take to load its model, and the load test to run."""
+    canary_min_requests: int = Field(default=100, ge=1)
+    """Requests the canary must have answered before `esteira cd canary` judges it."""
+
+
 class Config(_Section):
     project: ProjectSection = Field(default_factory=ProjectSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
@@ -301,6 +345,7 @@ class Config(_Section):
     gates: GatesConfig = Field(default_factory=GatesConfig)
     ct: CTConfig = Field(default_factory=CTConfig)
     ci: CISection = Field(default_factory=CISection)
+    cd: CDSection = Field(default_factory=CDSection)
 
 
 class Settings(BaseModel):
@@ -331,6 +376,7 @@ class Settings(BaseModel):
     gates: GatesConfig
     ct: CTConfig
     ci: CISection
+    cd: CDSection
 
 
 def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Settings:
@@ -388,7 +434,21 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
         gates=config.gates,
         ct=config.ct,
         ci=config.ci,
+        cd=config.cd,
     )
+
+
+def store_variables(settings: Settings) -> dict[str, str]:
+    """The environment variables under which another process (a service, a fresh loader)
+    resolves exactly these stores, in this environment."""
+    return {
+        ENV_VARIABLE: settings.env,
+        HOME_VARIABLE: str(settings.home),
+        ENVIRONMENT["tracking.uri"]: settings.tracking_uri,
+        ENVIRONMENT["tracking.registry_uri"]: settings.registry_uri,
+        ENVIRONMENT["metadata.url"]: settings.metadata_url,
+        ENVIRONMENT["lake.path"]: str(settings.lake_path),
+    }
 
 
 def _environment(config: Config, name: str, root: Path) -> EnvironmentSection:
@@ -397,6 +457,12 @@ def _environment(config: Config, name: str, root: Path) -> EnvironmentSection:
         raise ConfigError(
             f"no environment '{name}' in {root / CONFIG_FILE} (environments: "
             f"{', '.join(known)}); add [environments.{name}] or pick one with --env"
+        )
+    source = known[name].promote_from
+    if source and (source not in known or source == name):
+        raise ConfigError(
+            f"[environments.{name}] promote_from = '{source}' in {root / CONFIG_FILE} must name "
+            f"another environment ({', '.join(e for e in known if e != name)})"
         )
     return known[name]
 

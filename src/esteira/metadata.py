@@ -12,7 +12,7 @@ import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -51,7 +51,11 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}  # noqa: RUF012
+    type_annotation_map: ClassVar = {
+        dict[str, Any]: JSON,
+        list[dict[str, Any]]: JSON,
+        datetime: DateTime(timezone=True),
+    }
 
 
 class PipelineRun(Base):
@@ -290,6 +294,28 @@ class Deployment(Base):
     __table_args__ = (Index("ix_deployments_environment", "environment", "id"),)
 
 
+class CDDecision(Base):
+    """A version put through the CD gates of an environment (`esteira cd`): each gate's
+    verdict and figures (smoke test, load test against the champion), and the release that
+    was deployed there. Promotion to prod counts the passes."""
+
+    __tablename__ = "cd_decisions"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16), default="cd")  # cd | canary
+    environment: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(32))
+    champion_version: Mapped[str | None] = mapped_column(String(32))
+    release: Mapped[str] = mapped_column(String(64), default="")
+    passed: Mapped[bool]
+    summary: Mapped[str] = mapped_column(Text)
+    checks: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    actor: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_cd_decisions_model", "model", "version"),)
+
+
 class SchemaInfo(Base):
     __tablename__ = "esteira_schema"
     version: Mapped[int] = mapped_column(primary_key=True)
@@ -397,13 +423,39 @@ class MetadataStore:
                 .order_by(Deployment.id)
             ).all()
 
+    def cd_decisions(
+        self,
+        model: str,
+        version: str | None = None,
+        passed: bool | None = None,
+        kind: str | None = None,
+    ) -> Sequence[CDDecision]:
+        """The decisions of the CD gates and canaries on `model` (one version's, only passes
+        or failures, one kind), newest first."""
+        with self.session() as s:
+            q = select(CDDecision).where(CDDecision.model == model).order_by(CDDecision.id.desc())
+            if kind is not None:
+                q = q.where(CDDecision.kind == kind)
+            if version is not None:
+                q = q.where(CDDecision.version == version)
+            if passed is not None:
+                q = q.where(CDDecision.passed == passed)
+            return s.scalars(q).all()
+
     def gate_decisions(
-        self, model: str | None = None, pipeline_run_id: str | None = None, limit: int = 20
+        self,
+        model: str | None = None,
+        pipeline_run_id: str | None = None,
+        limit: int = 20,
+        version: str | None = None,
     ) -> Sequence[GateDecision]:
+        """Gate decisions, newest first, of one model (one version, one run) or all."""
         with self.session() as s:
             q = select(GateDecision).order_by(GateDecision.id.desc()).limit(limit)
             if model:
                 q = q.where(GateDecision.model == model)
+            if version is not None:
+                q = q.where(GateDecision.version == version)
             if pipeline_run_id:
                 q = q.where(GateDecision.pipeline_run_id == pipeline_run_id)
             return s.scalars(q).all()

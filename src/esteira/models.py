@@ -139,3 +139,16 @@ def version_task(project: Project, name: str, version: str, tags: dict[str, str]
     """The task of a version, loading it only when neither the settings nor its tags say."""
     recorded = project.settings.model.task or tags.get(TASK_TAG)
     return recorded or load(project, name, version).task  # type: ignore[return-value]
+
+
+def input_example(project: Project, name: str, version: str) -> pd.DataFrame:
+    """The input example `version` of `name` was logged with."""
+    import mlflow
+    from mlflow.models import Model
+
+    project.tracker.activate()
+    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
+    example = Model.load(local).load_input_example(local)
+    if example is None:
+        raise NotFound(f"version {version} of '{name}' was logged without an input example")
+    return example

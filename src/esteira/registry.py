@@ -6,10 +6,12 @@ when and why, which is what a rollback walks back through.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from esteira.config import DEFAULT_ENVIRONMENT
 from esteira.errors import EsteiraError, NotFound
 from esteira.metadata import AliasChange
 from esteira.provenance import executor, held
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+COPIED_FROM_TAG = "esteira.copied_from"
+"""On a version copied from another environment: ENV/VERSION there."""
 
 
 class PromotionError(EsteiraError):
@@ -117,27 +121,74 @@ class Registry:
         actor: str | None = None,
         pipeline_run_id: str | None = None,
         approved: bool = False,
+        cd: bool = False,
     ) -> AliasChange:
         """Point `alias` at `version`, recording who, when and why. Where the environment
-        needs approval (prod), the champion moves only when a person `approved` it."""
+        moves its champion by the CD gates (staging), only `esteira cd` does (`cd`); where
+        it needs approval (prod), only a person who `approved` it."""
         target = self.version(name, version, with_metrics=False)
         current = self.by_alias(name, alias)
         if current is not None and current.version == target.version:
             raise PromotionError(f"version {version} of '{name}' is already {alias}")
-        if self.needs_approval(alias) and not approved:
-            env = self.project.settings.env
+        held = self.held_for(alias)
+        env = self.project.settings.env
+        if held == "approval" and not approved:
             raise PromotionError(
                 f"{alias} of '{name}' in {env} changes only with a person's approval: "
                 f'esteira promote {name} {version} --env {env} --approve --reason "..."'
             )
-        action = "approve" if approved else "promote"
+        if held == "cd" and not cd:
+            raise PromotionError(
+                f"{alias} of '{name}' in {env} changes only by passing the CD gates: "
+                f"esteira cd --env {env} --model {name} --version {version}"
+            )
+        action = "approve" if approved else "cd" if cd else "promote"
         return self._move(name, alias, action, current, target.version, reason, actor,
                           pipeline_run_id)  # fmt: skip
 
-    def needs_approval(self, alias: str = CHAMPION) -> bool:
-        """Whether moving `alias` here needs a person's approval (`[environments.NAME]
-        approval`, on for prod): the champion is what the service answers with."""
-        return alias == CHAMPION and self.project.settings.environment.approval
+    def held_for(self, alias: str = CHAMPION) -> str | None:
+        """What moving `alias` here waits for (`[environments.NAME] promotion`): "cd" (the CD
+        gates, staging), "approval" (a person, prod), or None (the pipeline's gates suffice).
+        Only the champion waits: it is what the service answers with."""
+        promotion = self.project.settings.environment.promotion
+        return promotion if alias == CHAMPION and promotion != "gates" else None
+
+    def copy_from(self, source: Registry, name: str, version: str) -> VersionInfo:
+        """This environment's copy of `version` of `name` from another environment's registry
+        (`source`): the model's files copied into this one's artifact store under a run with
+        the source run's params and metrics, tagged with where it came from. Copying the
+        same version again gives the copy made before. Copying files rather than
+        `copy_model_version` works across registries (one per environment by default)."""
+        import mlflow
+
+        origin = f"{source.project.settings.env}/{version}"
+        if name in self.models():
+            for known in self.versions(name, with_metrics=False):
+                if known.tags.get(COPIED_FROM_TAG) == origin:
+                    return known
+        found = source.version(name, version)
+        uri = source.client.get_model_version_download_uri(name, version)
+        source_run = source.client.get_run(found.run_id) if found.run_id else None
+        tracker = self.project.tracker
+        with tempfile.TemporaryDirectory(prefix="esteira-copy-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=tmp, tracking_uri=source.project.tracker.tracking_uri
+            )
+            run_id = tracker.start_run(f"{name} v{version} from {origin}",
+                                       {COPIED_FROM_TAG: origin})  # fmt: skip
+            if source_run is not None:
+                params = source_run.data.params
+                tracker.log(run_id, params=params, metrics=source_run.data.metrics)
+            self.client.log_artifacts(run_id, local, "model")
+        tracker.end_run(run_id, "completed")
+        if name not in self.models():
+            self.client.create_registered_model(name)
+        artifact_uri = self.client.get_run(run_id).info.artifact_uri
+        copied = self.client.create_model_version(
+            name, f"{artifact_uri}/model", run_id,
+            tags={**found.tags, COPIED_FROM_TAG: origin},
+        )  # fmt: skip
+        return self.version(name, str(copied.version))
 
     def rollback(
         self, name: str, reason: str, alias: str = CHAMPION, actor: str | None = None
@@ -155,6 +206,23 @@ class Registry:
                 "to go back to; promote one with `esteira promote`"
             )
         return self._move(name, alias, "rollback", current, stack[-2], reason, actor, None)
+
+    def retire(self, name: str, alias: str, reason: str, actor: str | None = None) -> AliasChange:
+        """Remove `alias` (a canary's, never the champion): services following it stop
+        answering with its version."""
+        if alias == CHAMPION:
+            raise PromotionError("the champion is moved (promote, rollback), never removed")
+        current = self.by_alias(name, alias)
+        if current is None:
+            raise PromotionError(f"model '{name}' has no {alias} to retire")
+        if not reason.strip():
+            raise PromotionError(f"say why you retire {alias} of '{name}' (--reason)")
+        self.client.delete_registered_model_alias(name, alias)
+        change = AliasChange(model=name, alias=alias, action="retire",
+                             from_version=current.version, to_version="",
+                             actor=actor or executor(), reason=reason)  # fmt: skip
+        self.project.metadata.add(change)
+        return change
 
     def history(self, name: str, alias: str = CHAMPION) -> list[AliasChange]:
         return list(self.project.metadata.alias_history(name, alias))
@@ -193,7 +261,9 @@ class Registry:
             return self.client.get_registered_model(name)
         except MlflowException:
             known = ", ".join(self.models()) or "none yet"
-            raise NotFound(f"no registered model '{name}' (models: {known})") from None
+            env = self.project.settings.env
+            where = f" in {env}" if env != DEFAULT_ENVIRONMENT else ""
+            raise NotFound(f"no registered model '{name}'{where} (models: {known})") from None
 
     def _info(self, v: Any, with_metrics: bool, aliases: list[str] | None = None) -> VersionInfo:
         metrics = self.client.get_run(v.run_id).data.metrics if with_metrics and v.run_id else {}

@@ -81,6 +81,7 @@ def build(settings: Settings) -> tuple[Release, Path]:
     release_id = hashlib.sha256(content.encode()).hexdigest()[:16]
     target = releases_folder(settings) / release_id
     if (target / MANIFEST).exists():
+        os.utime(target / MANIFEST)  # built again: the newest, for `esteira deploy` without an id
         return load(settings, release_id), target
     release = Release(
         id=release_id,
@@ -119,6 +120,14 @@ def load(settings: Settings, release_id: str) -> Release:
         raise NotFound(f"'{release_id}' {what} (releases: {listed})")
     raw = json.loads((folder / found[0] / MANIFEST).read_text(encoding="utf-8"))
     return Release(**raw)
+
+
+def newest(settings: Settings) -> str:
+    """The id of the release built last (or built again: the same tree gives the same one)."""
+    built = sorted(releases_folder(settings).glob(f"*/{MANIFEST}"), key=lambda f: f.stat().st_mtime)
+    if not built:
+        raise NotFound("the project has no release yet: esteira release")
+    return built[-1].parent.name
 
 
 def code_root(settings: Settings, release: Release) -> Path:

@@ -27,8 +27,9 @@ def promote(
     its `label` column (default: `[ct] label`). The gates are `[gates]` in esteira.toml, whose
     every key has a default that fits the model's task. Returns the decision: passed, and each
     gate's verdict with its reason and figures; it is stored, and a failure raises an alert.
-    Where the environment needs approval (prod), a version that passes stays challenger,
-    `awaiting_approval`, until a person runs `esteira promote ... --approve`.
+    Where the champion moves by other means (`[environments.NAME] promotion`), a version
+    that passes stays challenger, `awaiting` "cd" (staging: until it passes `esteira cd`) or
+    "approval" (prod: until a person runs `esteira promote ... --approve`).
     """
     name, version = registered_version(ctx.step, registered)
     label = label or ctx.project.settings.ct.label
@@ -39,10 +40,10 @@ def promote(
             f"esteira.toml or the pipeline parameter label (columns: {columns})"
         )
     decision = ctx.validate_model(name, version, test_set, label=label)
-    awaiting = decision.passed and ctx.needs_approval()
+    awaiting = ctx.held_for() if decision.passed else None
     if decision.passed and not awaiting:
         ctx.promote(name, version, reason=decision.summary())
-    return decision.to_dict() | {"awaiting_approval": awaiting}
+    return decision.to_dict() | {"awaiting": awaiting}
 
 
 def registered_version(step_name: str, registered: Any) -> tuple[str, str]:

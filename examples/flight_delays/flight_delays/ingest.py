@@ -34,8 +34,9 @@ FLIGHT_SCHEMA = {
 @step
 def ingest(ctx: Context, end: str, months: int = 3) -> dict:
     """Validate each month of flights and weather against the months before it, then write it
-    as a batch (rewriting it if already there); the plane register is replaced whole. A batch
-    that fails validation is quarantined and stops the pipeline."""
+    as a batch (rewriting it if already there); the plane register is validated against the
+    one it replaces, then replaced whole. A batch that fails validation is quarantined and
+    stops the pipeline."""
     from flight_delays import source
 
     batches = source.months_up_to(end, months)
@@ -50,7 +51,9 @@ def ingest(ctx: Context, end: str, months: int = 3) -> dict:
         ctx.replace_table("raw_flights", flights, where=where, partition_by=["batch"])
         ctx.replace_table("raw_weather", weather, where=where, partition_by=["batch"])
         rows += len(flights)
-    versions = {"raw_planes": ctx.replace_table("raw_planes", source.planes())}
+    planes = source.planes()
+    ctx.validate_batch(planes, "raw_planes", end)  # against the register it replaces
+    versions = {"raw_planes": ctx.replace_table("raw_planes", planes)}
     versions |= {t: ctx.lake.version(t) for t in ("raw_flights", "raw_weather")}
     ctx.log_metrics({"ingested_flights": rows})
     return {"batches": batches, "rows": rows, "versions": versions}

@@ -1,10 +1,10 @@
 """The ML test battery of `esteira ci`: named checks on a project's code, each with its
-verdict, reason and evidence.
+verdict, reason and evidence, in the order of `CHECKS`.
 
 Everything runs in a throwaway home (a temporary folder for every store, removed afterwards),
-so CI never touches the project's lake, runs or registry. The evidence is gathered on first
-use: the pipelines run once for the checks that need their outputs and a second time only for
-`reproducible`, always without the cache, with the parameters of `[ci] params`.
+so CI never touches the project's lake, runs or registry. The checks share one `Evidence`:
+the pipelines run once for the checks that need their outputs and a second time only for
+the checks that compare two runs (`reproducible`, `stable_schemas`).
 """
 
 from __future__ import annotations
@@ -17,139 +17,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from esteira.cicd.evidence import (
+    CheckResult,
+    Evidence,
+    Trained,
+    Verdict,
+    each_model,
+    first_line,
+    predictions_on,
+    trained_by,
+)
+from esteira.cicd.ingested import ingested_tables_validated
+from esteira.cicd.outputs import declared_outputs, stable_schemas
+from esteira.cicd.skew import training_serving_skew
 from esteira.config import ENV_VARIABLE, ENVIRONMENT, HOME_VARIABLE
-from esteira.errors import EsteiraError, StepFailed
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
     from esteira.metrics import Scores
-    from esteira.models import LoadedModel
-    from esteira.pipelines.runner import RunResult
-    from esteira.project import Project
-
-NO_MODEL = "no registered model"
-
-
-@dataclass
-class CheckResult:
-    name: str
-    passed: bool
-    reason: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-    duration_s: float = 0.0
-
-
-@dataclass
-class PipelineOutcome:
-    """One CI run of a pipeline: its result, or the step that failed and why."""
-
-    pipeline: str
-    params: dict[str, Any]
-    run_id: str = ""
-    result: RunResult | None = None
-    failed_step: str = ""
-    error: str = ""
-
-    def describe(self) -> str:
-        where = f"step '{self.failed_step}'" if self.failed_step else "before any step"
-        return f"pipeline '{self.pipeline}' failed at {where}: {self.error}"
-
-
-@dataclass
-class Trained:
-    """The model a pipeline's CI run registered, with the data it is judged on."""
-
-    pipeline: str
-    model: LoadedModel
-    test_set: pd.DataFrame
-    reference: pd.DataFrame
-    """The rows the baseline learns from: the run's `train_set`, else its `test_set`."""
-
-    @property
-    def label(self) -> str:
-        return f"{self.model.name}/{self.model.version}"
-
-    @cached_property
-    def predictions(self) -> np.ndarray:
-        return predictions_on(self.model, self.test_set)
-
-    @cached_property
-    def scores(self) -> Scores:
-        from esteira.metrics import Scores
-
-        return Scores.of(self.model.task, self.predictions, self.model.classes)
-
-
-class Evidence:
-    """What the checks look at, gathered when a check first asks for it."""
-
-    def __init__(self, project: Project, environ: Mapping[str, str]) -> None:
-        self.project = project
-        self.environ = dict(environ)
-
-    @property
-    def root(self) -> Path:
-        return self.project.root
-
-    @cached_property
-    def runs(self) -> dict[str, PipelineOutcome]:
-        return {name: run_for_ci(self.project, name) for name in sorted(self.project.pipelines)}
-
-    @cached_property
-    def reruns(self) -> dict[str, PipelineOutcome]:
-        """The same pipelines run again, same params, no cache (for `reproducible`)."""
-        return {name: run_for_ci(self.project, name) for name in self.trained}
-
-    @cached_property
-    def trained(self) -> dict[str, Trained]:
-        """pipeline -> the model its first run registered, for runs that registered one."""
-        found = {name: trained_by(self.project, o) for name, o in self.runs.items() if o.result}
-        return {name: t for name, t in found.items() if t is not None}
-
-
-def run_for_ci(project: Project, pipeline: str) -> PipelineOutcome:
-    from esteira.pipelines.runner import run_pipeline
-
-    params = project.settings.ci.params.get(pipeline, {})
-    try:
-        result = run_pipeline(project, pipeline, params, use_cache=False, trigger="ci")
-    except StepFailed as e:
-        return PipelineOutcome(pipeline, params, e.run_id, None, e.step, first_line(e.error))
-    except EsteiraError as e:
-        return PipelineOutcome(pipeline, params, error=first_line(e))
-    return PipelineOutcome(pipeline, params, result.run_id, result)
-
-
-def trained_by(project: Project, outcome: PipelineOutcome) -> Trained | None:
-    """The model a completed run registered (outputs `registered` and `test_set`), loaded."""
-    from esteira.models import load
-    from esteira.steps import registered_version
-
-    result = outcome.result
-    if result is None or not {"registered", "test_set"} <= set(result.outputs):
-        return None
-    name, version = registered_version("register", result.output("registered"))
-    test_set = result.output("test_set")
-    reference = result.output("train_set") if "train_set" in result.outputs else test_set
-    return Trained(outcome.pipeline, load(project, name, version), test_set, reference)
-
-
-def predictions_on(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
-    return model.predict_raw(frame[model.input_names])
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
-
 
 # -- the checks, in the order they run ------------------------------------------------------
 
@@ -211,56 +102,37 @@ def finite_metrics(e: Evidence) -> CheckResult:
 
 
 def beats_baseline(e: Evidence) -> CheckResult:
-    return _each_model(e, "beats_baseline", _versus_baseline)
+    return each_model(e, "beats_baseline", _versus_baseline)
 
 
 def finite_predictions(e: Evidence) -> CheckResult:
-    return _each_model(e, "finite_predictions", _finite_predictions)
+    return each_model(e, "finite_predictions", _finite_predictions)
 
 
 def reproducible(e: Evidence) -> CheckResult:
-    return _each_model(e, "reproducible", _same_predictions_again)
+    return each_model(e, "reproducible", _same_predictions_again)
 
 
 def loads_in_fresh_process(e: Evidence) -> CheckResult:
-    return _each_model(e, "loads_in_fresh_process", _loads_in_fresh_process)
+    return each_model(e, "loads_in_fresh_process", _loads_in_fresh_process)
 
 
 Check = Callable[[Evidence], CheckResult]
 CHECKS: list[Check] = [
     unit_tests,
     pipelines_run,
+    declared_outputs,
     finite_metrics,
+    ingested_tables_validated,  # before training_serving_skew, which materializes views
     beats_baseline,
     finite_predictions,
     reproducible,
+    stable_schemas,  # after reproducible: both compare the same two runs
     loads_in_fresh_process,
+    training_serving_skew,
 ]
 
 # -- judging each registered model ----------------------------------------------------------
-
-Verdict = tuple[bool, str, dict[str, Any]]
-
-
-def _each_model(
-    e: Evidence, name: str, judge: Callable[[Evidence, Trained], Verdict]
-) -> CheckResult:
-    """`judge` on the model of every pipeline that registered one; a pipeline that failed
-    cannot be judged, which fails the check too (its cause is in pipelines_run)."""
-    problems = [
-        f"{o.pipeline}: not judged, the pipeline failed (see pipelines_run)"
-        for o in e.runs.values()
-        if o.result is None
-    ]
-    verdicts: dict[str, dict[str, Any]] = {}
-    for pipeline, t in e.trained.items():
-        passed, reason, figures = judge(e, t)
-        verdicts[pipeline] = {"model": t.label, "passed": passed, "reason": reason, **figures}
-    if not verdicts and not problems:
-        return CheckResult(name, True, NO_MODEL)
-    failed = problems + [f"{p}: {v['reason']}" for p, v in verdicts.items() if not v["passed"]]
-    told = failed or [f"{p}: {v['reason']}" for p, v in verdicts.items()]
-    return CheckResult(name, not failed, "; ".join(told), verdicts)
 
 
 def _versus_baseline(e: Evidence, t: Trained) -> Verdict:

@@ -50,10 +50,11 @@ class Scorecard:
 
 
 def score(project: Project, others: dict[str, Project]) -> Scorecard:
-    """`project`'s scorecard; `others` are its other environments (staging, prod) whose
-    stores exist, for the evidence of deployments and approvals."""
+    """`project`'s scorecard, from the evidence in its stores and in those of its other
+    environments (`others`: staging, prod) whose stores exist."""
     from esteira.metadata import (
         AliasChange,
+        CDDecision,
         CTRun,
         Deployment,
         GateDecision,
@@ -63,10 +64,11 @@ def score(project: Project, others: dict[str, Project]) -> Scorecard:
         StepIO,
     )
 
-    meta = project.metadata
+    every = [project, *others.values()]  # a project's evidence is in any of its environments
 
     def tally(column: Any, *where: Any) -> tuple[int, datetime | None]:
-        return meta.tally(column, *where)
+        found = [p.metadata.tally(column, *where) for p in every]
+        return sum(c for c, _ in found), max((n for _, n in found if n), default=None)
 
     def counted(level: int, name: str, found: tuple[int, Any], what: str, fix: str) -> Item:
         count, newest = found
@@ -75,11 +77,7 @@ def score(project: Project, others: dict[str, Project]) -> Scorecard:
         when = f", newest {newest:%Y-%m-%d %H:%M}" if isinstance(newest, datetime) else ""
         return Item(level, name, True, f"{count} {what}{when}")
 
-    def across(column: Any, *where: Any) -> tuple[int, datetime | None]:
-        found = [p.metadata.tally(column, *where) for p in others.values()]
-        return sum(c for c, _ in found), max((n for _, n in found if n), default=None)
-
-    tables = project.lake.tables()
+    tables = sorted({t for p in every for t in p.lake.tables()})
     items = [
         counted(
             0,
@@ -139,16 +137,23 @@ def score(project: Project, others: dict[str, Project]) -> Scorecard:
         counted(
             2,
             "releases deployed",
-            across(Deployment.at),
+            tally(Deployment.at),
             "deployments to " + "/".join(others) if others else "deployments",
             "esteira release, then esteira deploy RELEASE --env staging",
         ),
         counted(
             2,
+            "CD gates passed",
+            tally(CDDecision.at, CDDecision.passed.is_(True)),
+            "versions that passed the CD gates (smoke and load test)",
+            "esteira cd --env staging",
+        ),
+        counted(
+            2,
             "prod promotions approved",
-            across(AliasChange.at, AliasChange.action == "approve"),
+            tally(AliasChange.at, AliasChange.action == "approve"),
             "approved promotions",
-            "esteira promote NAME VERSION --env prod --approve --reason ...",
+            'esteira promote --env prod --approve --reason "..."',
         ),
     ]
     return Scorecard(project.name, items)

@@ -12,7 +12,9 @@ from esteira.commands.common import ProjectOption, new_console
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from esteira.cicd.battery import CheckResult
+    from esteira.cicd.evidence import CheckResult
+
+COLORS = {"passed": "green", "skipped": "yellow", "FAILED": "bold red"}
 
 
 def ci(
@@ -26,9 +28,11 @@ def ci(
 
     In a throwaway home (the project's stores are never touched), with the pipelines'
     \\[ci] params: the project's tests/ pass; every pipeline runs and each step returns what
-    it declares; metrics and predictions are finite; the registered model beats a trivial
-    baseline; a second run predicts the same; the model loads in a fresh process. Exits 1
-    naming each failed check and why.
+    it declares; metrics and predictions are finite; every ingested table was validated;
+    the registered model beats a trivial baseline; a second run predicts the same and
+    returns the same types and schemas; the model loads in a fresh process; its feature
+    service gives the same inputs offline and online. Exits 1 naming each failed check and
+    why; a check with nothing to check is skipped, saying why.
 
     Example: esteira ci -p examples/flight_delays --junit ci.xml
     """
@@ -44,7 +48,7 @@ def ci(
             done.append(name)
             console.print(f"[{len(done)}/{total}] {name} ...", highlight=False, markup=False)
             return
-        verdict = "[green]passed[/green]" if result.passed else "[red]FAILED[/red]"
+        verdict = f"[{COLORS[result.verdict]}]{result.verdict}[/]"
         console.print(f"      {verdict} in {result.duration_s:.1f} s", highlight=False)
 
     results = run_battery(project, progress=progress)
@@ -57,7 +61,13 @@ def ci(
         for r in failed:
             console.print(f"  {r.name}: {r.reason}", highlight=False, markup=False)
         raise typer.Exit(1)
-    console.print(f"[green]esteira ci passed[/green]: all {len(results)} checks")
+    skipped = [r.name for r in results if r.skipped]
+    told = f"all {len(results)} checks"
+    if skipped:
+        told = (
+            f"{len(results) - len(skipped)} checks, {len(skipped)} skipped ({', '.join(skipped)})"
+        )
+    console.print(f"[green]esteira ci passed[/green]: {told}", highlight=False)
 
 
 def _print_table(console: Console, results: list[CheckResult]) -> None:
@@ -68,6 +78,5 @@ def _print_table(console: Console, results: list[CheckResult]) -> None:
     for column in ("check", "verdict", "reason"):
         table.add_column(column)
     for r in results:
-        verdict = Text("passed", "green") if r.passed else Text("FAILED", "bold red")
-        table.add_row(r.name, verdict, Text(r.reason))
+        table.add_row(r.name, Text(r.verdict, COLORS[r.verdict]), Text(r.reason))
     console.print(table)

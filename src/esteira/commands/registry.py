@@ -45,8 +45,10 @@ def models(
     shown = metric or [m for task in dict.fromkeys(tasks.values()) for m in fitting(task)]
     present = [m for m in dict.fromkeys(shown) if any(m in v.metrics for v in versions)]
     gated = _gate_verdicts(opened, name)
-    table = Table(title=f"model {name}", title_justify="left")
-    columns = ("version", "aliases", "created (UTC)", "task", "gates", *present)
+    deployed = _cd_verdicts(opened, name)
+    title = f"model {name}" + (f" in {opened.settings.env}" if opened.settings.env != "dev" else "")
+    table = Table(title=title, title_justify="left")
+    columns = ("version", "aliases", "created (UTC)", "task", "gates", "cd", *present)
     for col in (*columns, "pipeline run", "code", "data"):
         table.add_column(col, overflow="fold")
     for v in versions:
@@ -61,6 +63,7 @@ def models(
             f"{v.created_at:%Y-%m-%d %H:%M}",
             tasks[v.version],
             gated.get(v.version, "-"),
+            deployed.get(v.version) or _copied(v.tags),
             *(number(v.metrics[m]) if m in v.metrics else "-" for m in present),
             v.tags.get("esteira.pipeline_run_id", "")[:12],
             v.tags.get("esteira.code_version", "")[:8],
@@ -83,10 +86,43 @@ def _gate_verdicts(project: Project, name: str) -> dict[str, str]:
     return verdicts
 
 
+def _cd_verdicts(project: Project, name: str) -> dict[str, str]:
+    """Per version, its latest CD decision here: the load test's p99 against the champion's,
+    or the first gate that failed."""
+    verdicts: dict[str, str] = {}
+    for d in project.metadata.cd_decisions(name):  # newest first
+        if d.version in verdicts:
+            continue
+        if not d.passed:
+            failed = next((c["name"] for c in d.checks if not c["passed"]), "?")
+            verdicts[d.version] = f"[red]failed[/] {failed}"
+            continue
+        load = next((c["figures"] for c in d.checks if c["name"] == "load_test"), {})
+        mine, theirs = load.get("candidate") or {}, load.get("champion") or {}
+        versus = f" (v{d.champion_version} {theirs['p99_ms']})" if theirs else ""
+        verdicts[d.version] = f"[green]passed[/] p99 {mine.get('p99_ms', '?')} ms{versus}"
+    return verdicts
+
+
+def _copied(tags: dict[str, str]) -> str:
+    from esteira.registry import COPIED_FROM_TAG
+
+    source = tags.get(COPIED_FROM_TAG)
+    return f"from {source}" if source else "-"
+
+
 def promote(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
-    version: Annotated[str, typer.Argument(help="Version to promote.")],
-    reason: Annotated[str, typer.Option(help="Why; kept in the metadata store.")],
+    name: Annotated[
+        str | None, typer.Argument(help="Registered model name (default: \\[ct] model).")
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Argument(
+            help="Version to promote; where the environment promotes from another "
+            "(prod from staging), a version there, by default its champion."
+        ),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why; kept in the metadata store.")] = "",
     project: ProjectOption = Path("."),
     env: EnvOption = None,
     alias: Annotated[str, typer.Option(help="Alias to move.")] = "champion",
@@ -94,18 +130,37 @@ def promote(
         bool, typer.Option(help="Approve it, where the environment needs it (prod).")
     ] = False,
 ) -> None:
-    """Point the champion (or another alias) at a version, by hand; in an environment that
-    needs approval (prod), with --approve: who approved, when and why are recorded.
+    """Point the champion (or another alias) at a version, by hand. In prod, only a version
+    that passed `esteira cd --env staging` is promoted, copied from staging, and only with
+    --approve: who approved, when and why are recorded.
 
     Example: esteira promote flight_delays 3 --reason "passed review" -p examples/flight_delays
+    Example: esteira promote --env prod --approve --reason "reviewed the CD figures"
     """
+    from esteira.errors import ConfigError
     from esteira.project import open_project
     from esteira.registry import Registry
 
-    change = Registry(open_project(project)).promote(name, version, reason, alias, approved=approve)
-    new_console().print(
-        f"{name}: {alias} {change.from_version or '(none)'} → {change.to_version} "
-        f"by {change.actor}: {change.reason}"
+    opened = open_project(project)
+    name = name or opened.settings.ct.model
+    if not name:
+        raise ConfigError("name the model (or set [ct] model in esteira.toml)")
+    console = new_console()
+    if opened.settings.environment.promote_from:
+        from esteira.cicd.promotion import promote_from_source
+
+        done = promote_from_source(project, None, name, version, reason, approve, alias)
+        change = done.change
+        came = (f" ({done.source_env} version {done.source_version}, passed esteira cd "
+                f"{done.cd_passes} time(s))")  # fmt: skip
+    else:
+        if version is None:
+            raise ConfigError(f"name the version of '{name}' to promote")
+        change = Registry(opened).promote(name, version, reason, alias, approved=approve)
+        came = ""
+    console.print(
+        f"{opened.settings.env}: {name} {alias} {change.from_version or '(none)'} → "
+        f"{change.to_version}{came}, {change.action} by {change.actor}: {change.reason}"
     )
 
 

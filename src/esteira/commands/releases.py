@@ -10,7 +10,12 @@ import typer
 from esteira.commands.common import EnvOption, ProjectOption, new_console
 
 
-def release(project: ProjectOption = Path(".")) -> None:
+def release(
+    project: ProjectOption = Path("."),
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the release's id (for scripts).")
+    ] = False,
+) -> None:
     """Build an immutable release of the project's code: its source files and esteira.toml,
     the installed packages, the git commit and any uncommitted files. The same tree gives
     the same release.
@@ -21,6 +26,9 @@ def release(project: ProjectOption = Path(".")) -> None:
     from esteira.config import load_settings
 
     built, folder = releases.build(load_settings(project))
+    if quiet:
+        print(built.id)
+        return
     console = new_console()
     console.print(f"release [bold]{built.id}[/] of {built.project}: {len(built.files)} files, "
                   f"{len(built.packages)} packages, git {built.git_commit or '-'}")  # fmt: skip
@@ -32,7 +40,10 @@ def release(project: ProjectOption = Path(".")) -> None:
 
 def deploy(
     release_id: Annotated[
-        str, typer.Argument(metavar="RELEASE", help="Release id (or its first characters).")
+        str,
+        typer.Argument(
+            metavar="RELEASE", help="Release id (or its first characters); default: the newest."
+        ),
     ] = "",
     project: ProjectOption = Path("."),
     env: EnvOption = None,
@@ -46,16 +57,14 @@ def deploy(
     Example: esteira deploy 3f9a1c --env staging -p examples/flight_delays
     """
     from esteira import releases
-    from esteira.errors import ConfigError
     from esteira.project import open_project
 
     p = open_project(project)
     if rollback:
         done = releases.rollback(p.settings, p.metadata, reason)
-    elif release_id:
-        done = releases.deploy(p.settings, p.metadata, release_id, reason)
     else:
-        raise ConfigError("name the release to deploy (esteira releases lists them), or --rollback")
+        chosen = release_id or releases.newest(p.settings)
+        done = releases.deploy(p.settings, p.metadata, chosen, reason)
     new_console().print(f"{p.settings.env} now runs release {done.release} ({done.action} by "
                         f"{done.actor}: {done.reason})")  # fmt: skip
 

@@ -38,6 +38,8 @@ def prediction_log(
     if not project.lake.exists(table):
         raise EsteiraError(f"no prediction log '{table}' yet: serve the model, or pass --input")
     logged, _ = project.lake.read(table, filters=[("shadow", "=", False)])
+    if "error" in logged.columns:  # requests the version failed on have no prediction
+        logged = logged[logged["error"].fillna("") == ""]
     if since is not None:
         logged = logged[logged["at"] >= pd.Timestamp(datetime.now(UTC) - since)]
     served = logged[logged["version"] == str(version)]

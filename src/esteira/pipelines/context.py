@@ -149,11 +149,12 @@ class Context:
         self.log_metrics({"gates.passed": float(decision.passed)})
         return decision
 
-    def needs_approval(self, alias: str = "champion") -> bool:
-        """Whether moving `alias` in this environment needs a person (prod, by default)."""
+    def held_for(self, alias: str = "champion") -> str | None:
+        """What moving `alias` in this environment waits for: "cd" (staging), "approval"
+        (prod), or None (the gates suffice: dev)."""
         from esteira.registry import Registry
 
-        return Registry(self.project).needs_approval(alias)
+        return Registry(self.project).held_for(alias)
 
     def promote(self, name: str, version: str, reason: str, alias: str = "champion") -> None:
         """Point `alias` of `name` at `version`, recorded with this run as the actor's context."""
@@ -209,7 +210,9 @@ class Context:
         this one (`[validation]` in esteira.toml), or `reference`. The figures go to MLflow.
         A failing batch is kept in the lake's quarantine table, an alert is recorded, and
         `DataValidationError` stops the step, so nothing downstream (training) runs on it.
-        A table's first batch has nothing to be compared with and passes.
+        A table's first batch has nothing to be compared with and passes (on record). A table
+        without `batch_column` (replaced whole, such as a register) is compared with the rows
+        it is about to replace.
         """
         from esteira.lake import QUARANTINE_TABLE
         from esteira.validation.data import DataValidationError, ValidationReport, validate
@@ -217,10 +220,11 @@ class Context:
         config = self.project.settings.validation
         if reference is None:
             reference = self._recent_profile(table, batch_column, batch, config.reference_batches)
-        if reference is None:
-            return ValidationReport(len(df), 0)
-        report = validate(df.drop(columns=[batch_column], errors="ignore"), reference, config)
-        self.log_metrics({f"{table}.{k}": v for k, v in report.metrics().items()})
+        if reference is None:  # still on record: the battery checks every ingest validated
+            report = ValidationReport(len(df), 0)
+        else:
+            report = validate(df.drop(columns=[batch_column], errors="ignore"), reference, config)
+            self.log_metrics({f"{table}.{k}": v for k, v in report.metrics().items()})
         stored = self.project.artifacts.save(report.to_dict() | {"table": table, "batch": batch})
         self.record.reports[f"validation/{table}/{batch}"] = stored
         if report.passed:
@@ -245,6 +249,8 @@ class Context:
 
         if not self.lake.exists(table):
             return None
+        if batch_column not in (f.name for f in self.lake.open(table).schema().fields):
+            return infer_profile(self.read_table(table))
         labels, _ = self.lake.read(table, columns=[batch_column])
         present = labels[batch_column].dropna().unique()
         earlier = batches_before(present, batch, self.project.settings.ct.batch_period)

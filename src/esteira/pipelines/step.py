@@ -141,16 +141,34 @@ def step(
     return decorate(func) if func is not None else decorate
 
 
+class OutputsMismatch(PipelineDefinitionError):
+    """A step returned something other than the outputs it declares; `missing` names the
+    declared outputs it did not return."""
+
+    def __init__(self, step: str, declared: Sequence[str], missing: Sequence[str], got: str):
+        self.step, self.missing = step, list(missing)
+        super().__init__(
+            f"step '{step}' declares outputs {list(declared)} but returned {got}; return a "
+            f"tuple of {len(declared)} values or a dict with those keys"
+        )
+
+
 def split_outputs(step: Step, value: Any) -> dict[str, Any]:
     """Map a step's return value to its declared output names."""
     names = step.outputs
     if len(names) == 1:
         return {names[0]: value}
-    if isinstance(value, Mapping) and set(value) == set(names):
-        return {n: value[n] for n in names}
+    if isinstance(value, Mapping):
+        missing = [n for n in names if n not in value]
+        extra = sorted(map(str, set(value) - set(names)))
+        if not missing and not extra:
+            return {n: value[n] for n in names}
+        got = f"a dict without {missing}" if missing else "a dict"
+        got += f" with undeclared keys {extra}" if extra else ""
+        raise OutputsMismatch(step.name, names, missing, got)
     if isinstance(value, tuple) and len(value) == len(names):
         return dict(zip(names, value, strict=True))
-    raise PipelineDefinitionError(
-        f"step '{step.name}' declares outputs {list(names)} but returned "
-        f"{type(value).__name__}; return a tuple of {len(names)} values or a dict with those keys"
-    )
+    if isinstance(value, tuple):
+        got = f"a tuple of {len(value)} values, without {list(names[len(value) :])}"
+        raise OutputsMismatch(step.name, names, names[len(value) :], got)
+    raise OutputsMismatch(step.name, names, names, f"one {type(value).__name__}")

@@ -15,6 +15,7 @@ becomes ready when a champion appears; it follows the alias from then on (hot sw
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import os
 import threading
@@ -59,6 +60,13 @@ class ServeConfig:
     threads: int | None = None
     """Threads one prediction may use (OpenMP/BLAS); None: `[runtime] serving_threads`.
     Small requests gain nothing from threads; the cores serve concurrent requests instead."""
+    version: str | None = None
+    """Serve this version and never swap (the CD gates test a candidate so); None: follow
+    `alias`."""
+    canary: str | None = None
+    """Answer a stable share of requests with this alias (e.g. challenger), chosen by a hash
+    of the request id; the rest with `alias`. Removing the alias ends the canary."""
+    canary_percent: float = 0.0
 
 
 class _Metrics:
@@ -87,9 +95,14 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
     from esteira.registry import Registry
 
     Registry(project)._require_model(config.model)  # a typo fails at start, not per request
-    slot = ModelSlot(project, config.model, config.alias, log)
+    slot = ModelSlot(project, config.model, config.alias, log, config.version)
     shadow = (
         ModelSlot(project, config.model, config.shadow_alias, log) if config.shadow_alias else None
+    )
+    canary = (
+        ModelSlot(project, config.model, config.canary, log, optional=True)
+        if config.canary
+        else None
     )
     predictions = PredictionLog(project.lake, f"predictions_{config.model}", config.model,
                                 flush_s=config.flush_s, log=log)  # fmt: skip
@@ -101,7 +114,7 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for s in (slot, shadow):
+        for s in (slot, shadow, canary):
             if s is not None:
                 await asyncio.to_thread(s.refresh)
                 s.watch(stop, config.watch_s)
@@ -128,28 +141,43 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         model = slot.current  # this request keeps this model, whatever a swap does meanwhile
+        alias = config.alias
+        routed = canary.current if canary is not None and model is not None else None
+        if routed is not None and in_canary(request_id, config.canary_percent):
+            model, alias = routed, config.canary
         if model is None:
             return _answer(
                 metrics, started, 503, {"error": "no model loaded", "reason": slot.error}
             )
         try:
             checked = check_rows(model, parse(await request.body(), config.max_rows))
+        except BadRequest as bad:
+            return _answer(metrics, started, bad.status, bad.body())
+        try:
             values, inputs = await batcher.predict(model, checked)
         except BadRequest as bad:
             return _answer(metrics, started, bad.status, bad.body())
         except EsteiraError as e:  # the feature store is not ready for this model
             return _answer(metrics, started, 503, {"error": str(e)})
+        except Exception as e:  # the model failed: on record, so a canary's errors count
+            error = f"version {model.version} failed to predict: {type(e).__name__}"
+            if config.log_predictions:
+                latency_ms = (time.perf_counter() - started) * 1000
+                failed = [None] * len(checked.rows)
+                predictions.add(Logged(request_id, now(), model.version, latency_ms, checked.rows,
+                                       failed, error=f"{error}: {e}"[:500]))  # fmt: skip
+            return _answer(metrics, started, 500, {"error": error, "request_id": request_id})
         for view, missed in inputs.misses.items():
             metrics.misses.labels(view).inc(missed)
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         latency_ms = (time.perf_counter() - started) * 1000
         if config.log_predictions:
             predictions.add(
                 Logged(request_id, now(), model.version, latency_ms, inputs.logged, values)
             )
         metrics.predictions.inc(len(values))
-        metrics.version.labels(config.model, config.alias).set(float(model.version))
+        metrics.version.labels(config.model, alias).set(float(model.version))
         body = {"request_id": request_id, "model": model.name, "version": model.version,
                 "predictions": values}  # fmt: skip
         missed = {view: n for view, n in inputs.misses.items() if n}
@@ -189,7 +217,12 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
         model = slot.current
         if model is None:
             return JSONResponse({"error": "no model loaded", "reason": slot.error}, status_code=503)
-        return JSONResponse(model.describe())
+        described = model.describe()
+        if canary is not None:
+            version = canary.current.version if canary.current else None
+            described["canary"] = {"alias": config.canary, "version": version,
+                                   "percent": config.canary_percent}  # fmt: skip
+        return JSONResponse(described)
 
     @app.get("/metrics")
     async def prometheus() -> PlainTextResponse:
@@ -209,6 +242,13 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
         return JSONResponse({"swapped": swapped, "version": current, "error": slot.error})
 
     return app
+
+
+def in_canary(request_id: str, percent: float) -> bool:
+    """Whether a request goes to the canary: the same id always gets the same answer, and
+    `percent` of ids do."""
+    digest = hashlib.blake2b(request_id.encode("utf-8", "replace"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 10_000 < percent * 100
 
 
 def _answer(

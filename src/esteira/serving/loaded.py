@@ -17,12 +17,25 @@ if TYPE_CHECKING:
 
 
 class ModelSlot:
-    """The model a service answers with, following a registry alias."""
+    """The model a service answers with, following a registry alias (or pinned to one
+    `version`, which it never swaps)."""
 
-    def __init__(self, project: Project, name: str, alias: str, log: Any = print) -> None:
+    def __init__(
+        self,
+        project: Project,
+        name: str,
+        alias: str,
+        log: Any = print,
+        version: str | None = None,
+        optional: bool = False,
+    ) -> None:
         self.project = project
         self.name = name
         self.alias = alias
+        self.pinned = version
+        self.optional = optional
+        """A canary: when its alias is removed (rolled back), it stops serving at once,
+        where the champion's slot keeps the last version it had."""
         self.current: LoadedModel | None = None
         self.error: str | None = None
         self.log = log
@@ -34,14 +47,20 @@ class ModelSlot:
 
         with self._lock:
             try:
-                found = self.project.tracker.client.get_model_version_by_alias(
-                    self.name, self.alias
+                version = self.pinned or str(
+                    self.project.tracker.client.get_model_version_by_alias(
+                        self.name, self.alias
+                    ).version
                 )
             except MlflowException:
+                if self.optional and self.current is not None:
+                    self.log(f"'{self.alias}' of {self.name} is gone: version "
+                             f"{self.current.version} stops serving")  # fmt: skip
+                    self.current = None
+                    return True
                 if self.current is None:
                     self.error = f"model '{self.name}' has no '{self.alias}' yet"
                 return False
-            version = str(found.version)
             if self.current is not None and self.current.version == version:
                 return False
             try:

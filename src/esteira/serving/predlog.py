@@ -28,6 +28,8 @@ class Logged:
     """The rows as sent, or as a feature service completed them."""
     predictions: list[Any]
     shadow: bool = False
+    error: str = ""
+    """Why the version failed to predict (its predictions are then null)."""
 
 
 class PredictionLog:
@@ -85,6 +87,7 @@ class PredictionLog:
                     "latency_ms": e.latency_ms,
                     "features": json.dumps(row, default=str),
                     "prediction": json.dumps(prediction),
+                    "error": e.error,
                 }
                 for e, rows in zip(batch, _as_records(batch), strict=True)
                 for i, (row, prediction) in enumerate(zip(rows, e.predictions, strict=True))
