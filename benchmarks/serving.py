@@ -115,20 +115,31 @@ def concurrent(url: str, body: dict, total: int) -> tuple[float, list[float]]:
     return len(times) / (time.perf_counter() - started), times
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without MLflow's and esteira's own settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ESTEIRA_"))}
+
+
+def trained_reference(folder: Path, env: dict[str, str]) -> Path:
+    """A copy of the reference project in `folder` with its champion trained (2013-01..03)."""
+    root = folder / "flight_delays"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".esteira", "__pycache__"))
+    print("training the champion (flight_delays, 2013-01..2013-03) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "esteira.cli", "run", "train", "-p", str(root)],
+                   check=True, env=env, capture_output=True)  # fmt: skip
+    return root
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrent-requests", type=int, default=1600)
     parser.add_argument("--batches", type=int, default=20)
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ESTEIRA_"))}
+    env = clean_environment()
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "flight_delays"
-        shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".esteira", "__pycache__"))
-        print("training the champion (flight_delays, 2013-01..2013-03) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "esteira.cli", "run", "train", "-p", str(root)],
-                       check=True, env=env, capture_output=True)  # fmt: skip
+        root = trained_reference(Path(tmp), env)
         sys.path.insert(0, str(REPO / "src"))
         from esteira import load_project
 

@@ -136,7 +136,8 @@ def test_defaults_are_a_commented_esteira_toml_that_means_the_defaults():
     from esteira.config_reference import defaults_toml
 
     text = defaults_toml()
-    sections = ("project", "tracking", "metadata", "lake", "model", "runtime", "monitoring")
+    sections = ("project", "tracking", "metadata", "lake", "model", "runtime", "serving")
+    sections += ("monitoring",)
     sections += ("validation", "gates", "ci", "cd")
     assert tomllib.loads(text) == {s: {} for s in sections} | {"ct": {"triggers": {}}}
     # Uncommented, every key outside the NAME templates reads back as the default.

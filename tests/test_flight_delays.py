@@ -200,7 +200,8 @@ def test_departures_are_served_by_entity_keys_and_labels_join_by_entity_and_time
     assert answer["feature_misses"] == {"weather_at_origin": int(before.sum()), "plane": unknown}
     assert bad.status_code == 422
     problems = {p["field"]: p["error"] for p in bad.json()["problems"]}
-    assert problems["scheduled_at"] == "expected an ISO 8601 time, got 'tomorrow'"
+    assert problems["scheduled_at"].startswith("expected an ISO 8601 time, one of YYYY-MM-DD")
+    assert problems["scheduled_at"].endswith("got 'tomorrow'")
     assert "not a request field of feature service 'departure'" in problems["gate"]
 
     # Without an online store (never materialized here) a lookup is refused, not guessed.

@@ -138,7 +138,10 @@ def test_the_service_predicts_with_serving_threads(write_project):
     run_pipeline(project, "flow")
     app = create_app(project, ServeConfig("line", log_predictions=False), log=lambda m: None)
     with TestClient(app) as client:
-        assert client.get("/ready").status_code == 200
+        deadline = time.monotonic() + 60  # the model loads in the background
+        while client.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline, client.get("/ready").json()
+            time.sleep(0.05)
         # what a prediction's worker thread sees (the batcher hands batches to such threads)
         seen = client.portal.call(asyncio.to_thread, thread_counts)
     assert set(seen.values()) == {1}

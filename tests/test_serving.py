@@ -86,10 +86,12 @@ class Server:
 def serve(root) -> Iterator[Server]:
     servers: list[Server] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Server:
+    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> Server:
         server = Server(root, *args, env=env)
         servers.append(server)
         server.wait_up()
+        if ready:  # the port answers first; the model loads in the background
+            server.wait_ready()
         return server
 
     yield start
@@ -102,6 +104,7 @@ def limited(root) -> Iterator[Server]:
     """One server, at most 10 rows a request, for all the malformed-request cases."""
     server = Server(root, "--model", "toy", "--max-rows", "10")
     server.wait_up()
+    server.wait_ready()
     yield server
     server.stop()
 
@@ -219,11 +222,11 @@ def test_admin_reload_needs_the_token(serve):
     ok = httpx.post(f"{server.url}/admin/reload", headers={"Authorization": "Bearer s3cret"})
     assert ok.status_code == 200 and ok.json()["version"] == "1"
     metrics = httpx.get(f"{server.url}/metrics").text
-    assert "esteira_predict_latency_seconds_bucket" in metrics
+    assert "esteira_request_latency_seconds_bucket" in metrics
 
 
 def test_not_ready_until_the_alias_exists_and_unknown_models_fail_at_start(root, serve):
-    server = serve("--model", "toy", "--alias", "production", "--watch", "0.2")
+    server = serve("--model", "toy", "--alias", "production", "--watch", "0.2", ready=False)
     ready = httpx.get(f"{server.url}/ready")
     assert ready.status_code == 503 and "has no 'production' yet" in ready.json()["reason"]
     assert httpx.post(f"{server.url}/predict", json={"records": ROWS}).status_code == 503

@@ -159,6 +159,16 @@ def serve(
             "hash of the request id) is answered by the alias; see esteira cd canary."
         ),
     ] = None,
+    max_body: Annotated[
+        int | None, typer.Option(min=1, help="Largest body in bytes (default: \\[serving]).")
+    ] = None,
+    read_timeout: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Seconds to send a whole body (default: \\[serving])."),
+    ] = None,
+    max_connections: Annotated[
+        int | None, typer.Option(min=1, help="Open connections before 503 (default: \\[serving]).")
+    ] = None,
 ) -> None:
     """Serve a registered model over HTTP, following its alias without restarts.
 
@@ -170,6 +180,7 @@ def serve(
     from esteira.project import load_project
     from esteira.runtime import use_threads
     from esteira.serving.app import ServeConfig, create_app
+    from esteira.serving.limits import uvicorn_options
 
     settings = load_settings(project)
     name = model or settings.ct.model
@@ -179,15 +190,20 @@ def serve(
     threads = threads or settings.runtime.serving_threads
     use_threads(threads)  # before the project and the model load their libraries
     canary_alias, percent = _canary(canary) if canary else (None, 0.0)
+    given = {"max_body_bytes": max_body, "read_timeout_s": read_timeout,
+             "max_connections": max_connections}  # fmt: skip
+    limits = settings.serving.model_copy(update={k: v for k, v in given.items() if v is not None})
     config = ServeConfig(name, alias, shadow, max_rows, watch, log_predictions, threads=threads,
-                         version=version, canary=canary_alias, canary_percent=percent)  # fmt: skip
+                         version=version, canary=canary_alias, canary_percent=percent,
+                         limits=limits)  # fmt: skip
     # The project's code too: a model trained through a feature service is served with it.
     app = create_app(load_project(project), config, log=lambda m: console.print(m, highlight=False))
     served = f"{name} version {version}" if version else f"{name}@{alias}"
     if canary_alias:
         served += f", {percent:g}% of requests to @{canary_alias}"
     console.print(f"serving {served} on http://{host}:{port} (Ctrl+C or SIGTERM stops it)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                **uvicorn_options(limits))  # fmt: skip
 
 
 def _canary(text: str) -> tuple[str, float]:

@@ -112,6 +112,28 @@ class RuntimeSection(_Section):
     compatibility gate times the model with the same."""
 
 
+class ServingSection(_Section):
+    """Limits of the prediction service: `[serving]` (`esteira serve` options override)."""
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    """Largest request body; a larger one gets 413, checked on Content-Length and again
+    while the body streams in."""
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    """Seconds a client has to send a request's whole body (one that promises more than it
+    sends gets 408 and its connection closed)."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """Seconds a client has to send a request's line and headers, else its connection is
+    closed."""
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    """Largest request line plus headers; a larger one closes the connection with 431."""
+    max_headers: int = Field(default=100, ge=1)
+    """Most header fields in a request; more get 431."""
+    max_connections: int = Field(default=512, ge=1)
+    """Open connections (or requests in progress) beyond which new requests get 503."""
+    keep_alive_s: float = Field(default=5.0, gt=0)
+    """Seconds an idle keep-alive connection stays open."""
+
+
 class MonitoringSection(_Section):
     """Drift monitoring: `[monitoring]`."""
 
@@ -337,6 +359,7 @@ class Config(_Section):
     lake: LakeSection = Field(default_factory=LakeSection)
     model: ModelSection = Field(default_factory=ModelSection)
     runtime: RuntimeSection = Field(default_factory=RuntimeSection)
+    serving: ServingSection = Field(default_factory=ServingSection)
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
     pipelines: dict[str, PipelineSection] = Field(default_factory=dict)
     environments: dict[str, EnvironmentSection] = Field(default_factory=dict)
@@ -371,6 +394,7 @@ class Settings(BaseModel):
     pipeline_params: dict[str, dict[str, Any]]
     model: ModelSection
     runtime: RuntimeSection
+    serving: ServingSection
     monitoring: MonitoringSection
     validation: ValidationConfig
     gates: GatesConfig
@@ -429,6 +453,7 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
         pipeline_params={name: p.params for name, p in config.pipelines.items()},
         model=config.model,
         runtime=config.runtime,
+        serving=config.serving,
         monitoring=config.monitoring,
         validation=config.validation,
         gates=config.gates,

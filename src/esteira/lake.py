@@ -86,8 +86,34 @@ class Lake:
             ) from None
         return df, dt.version()
 
-    def append(self, table: str, df: pd.DataFrame, partition_by: list[str] | None = None) -> int:
-        return self._write(table, df, "append", partition_by=partition_by)
+    def append(
+        self,
+        table: str,
+        df: pd.DataFrame,
+        partition_by: list[str] | None = None,
+        transaction: tuple[str, int] | None = None,
+    ) -> int:
+        """Append `df`. With `transaction` (app id, version), the commit also records that
+        this app reached that version (Delta's app transactions), atomically: a writer that
+        crashed can tell afterwards whether its append landed (`transaction_version`)."""
+        return self._write(table, df, "append", partition_by=partition_by,
+                           transaction=transaction)  # fmt: skip
+
+    def transaction_version(self, table: str, app_id: str) -> int | None:
+        """The last version `app_id` recorded in `table` with an append, if any."""
+        if not self.exists(table):
+            return None
+        return self.open(table).transaction_version(app_id)
+
+    def compact(self, table: str, retention_hours: float) -> dict[str, Any]:
+        """Merge small files (OPTIMIZE), then delete the files that no version of the last
+        `retention_hours` reads (VACUUM): a table appended every second stays a few files."""
+        table_ = self.open(table)
+        merged = table_.optimize.compact()
+        removed = table_.vacuum(retention_hours=retention_hours,
+                                enforce_retention_duration=False, dry_run=False)  # fmt: skip
+        added, gone = merged.get("numFilesAdded", 0), merged.get("numFilesRemoved", 0)
+        return {"files_added": added, "files_removed": gone, "vacuumed": len(removed)}
 
     def replace(
         self,
@@ -151,8 +177,9 @@ class Lake:
         mode: str,
         where: str | None = None,
         partition_by: list[str] | None = None,
+        transaction: tuple[str, int] | None = None,
     ) -> int:
-        from deltalake import write_deltalake
+        from deltalake import CommitProperties, Transaction, write_deltalake
 
         path = self.path(table)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,6 +200,11 @@ class Lake:
                         f"columns {lacking}. Write every column (null where unknown)."
                     )
                 options = {"schema_mode": "merge", "predicate": where}
+        if transaction is not None:
+            app_id, version = transaction
+            options["commit_properties"] = CommitProperties(
+                app_transactions=[Transaction(app_id, version)]
+            )
         try:
             write_deltalake(str(path), df, mode=mode, **options)
         except Exception as e:

@@ -138,14 +138,14 @@ def score(project: Project, others: dict[str, Project]) -> Scorecard:
             2,
             "releases deployed",
             tally(Deployment.at),
-            "deployments to " + "/".join(others) if others else "deployments",
+            "deployment(s) of releases",
             "esteira release, then esteira deploy RELEASE --env staging",
         ),
         counted(
             2,
             "CD gates passed",
             tally(CDDecision.at, CDDecision.passed.is_(True)),
-            "versions that passed the CD gates (smoke and load test)",
+            "passing run(s) of the CD gates (smoke and load test)",
             "esteira cd --env staging",
         ),
         counted(

@@ -5,11 +5,15 @@
     GET  /health         the process is up
     GET  /ready          a model is loaded (503 with the reason until then)
     GET  /model          name, version, alias, signature, loaded at
-    GET  /metrics        Prometheus text: requests, errors, latency, predictions, version
+    GET  /metrics        Prometheus text: requests by status and reason, latency, predictions,
+                         version, model-load failures, prediction-log backlog
     POST /admin/reload   check the registry now (Authorization: Bearer $ESTEIRA_ADMIN_TOKEN)
+    GET  /docs           Swagger UI (offline); /openapi.json describes /predict's body
 
-The service starts even before its alias points at a version, reports not-ready, and
-becomes ready when a champion appears; it follows the alias from then on (hot swap).
+The port answers from the start: the first model loads in the background (/ready says 503
+with the reason until then), and the service starts even before its alias points at a
+version, becoming ready when a champion appears; it follows the alias from then on (hot
+swap). Limits on connections, headers and bodies: `serving.limits`.
 """
 
 from __future__ import annotations
@@ -24,19 +28,23 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.background import BackgroundTask
 
+from esteira.config import ServingSection
 from esteira.errors import EsteiraError
 from esteira.models import LoadedModel
 from esteira.runtime import limit_this_thread
 from esteira.serving.batching import Batcher
 from esteira.serving.inputs import check_rows, complete
+from esteira.serving.limits import RequestLimits
 from esteira.serving.loaded import ModelSlot
+from esteira.serving.metrics import Observed, ServiceMetrics, note_reason
+from esteira.serving.openapi import add_offline_docs, describe_predict_body
 from esteira.serving.predlog import Logged, PredictionLog, now
 from esteira.serving.requests import BadRequest, parse
 
@@ -44,7 +52,9 @@ if TYPE_CHECKING:
     from esteira.project import Project
 
 ADMIN_TOKEN_ENV = "ESTEIRA_ADMIN_TOKEN"
-LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+PREDICT_REASONS = {400: "malformed_body", 413: "too_many_rows", 422: "invalid_rows",
+                   500: "model_failed", 503: "not_ready"}  # fmt: skip
+"""What /metrics counts a /predict refusal under, when its handler names nothing finer."""
 
 
 @dataclass(frozen=True)
@@ -67,27 +77,8 @@ class ServeConfig:
     """Answer a stable share of requests with this alias (e.g. challenger), chosen by a hash
     of the request id; the rest with `alias`. Removing the alias ends the canary."""
     canary_percent: float = 0.0
-
-
-class _Metrics:
-    def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-        self.registry = CollectorRegistry()
-        self.requests = Counter("esteira_requests", "Prediction requests by status code",
-                                ["status"], registry=self.registry)  # fmt: skip
-        self.predictions = Counter("esteira_predictions", "Rows predicted", registry=self.registry)
-        self.latency = Histogram("esteira_predict_latency_seconds", "Time to answer /predict",
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
-        self.version = Gauge("esteira_model_version", "Version being served", ["model", "alias"],
-                             registry=self.registry)  # fmt: skip
-        self.misses = Counter("esteira_feature_misses", "Rows a feature view had no fresh "
-                              "value for", ["view"], registry=self.registry)  # fmt: skip
-
-    def text(self) -> bytes:
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.registry)
+    limits: ServingSection = field(default_factory=ServingSection)
+    """Body size and read time, header count (the connection's limits: `esteira serve`)."""
 
 
 def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastAPI:
@@ -104,20 +95,29 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
         if config.canary
         else None
     )
-    predictions = PredictionLog(project.lake, f"predictions_{config.model}", config.model,
+    table = f"predictions_{config.model}"
+    predictions = PredictionLog(project.lake, table, config.model,
+                                project.settings.home / "predlog" / table,
                                 flush_s=config.flush_s, log=log)  # fmt: skip
-    metrics = _Metrics()
+    metrics = ServiceMetrics()
+    slots = [s for s in (slot, shadow, canary) if s is not None]
+    metrics.watch(slots, predictions if config.log_predictions else None)
     batcher = Batcher(project.features)
     stop = threading.Event()
 
     threads = config.threads or project.settings.runtime.serving_threads
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for s in (slot, shadow, canary):
-            if s is not None:
+    warm = threading.Event()  # the first loads are done, the predicting threads set up
+
+    async def first_load() -> None:
+        """In the background: the port answers /health and /ready while a model loads."""
+        for s in slots:
+            try:
                 await asyncio.to_thread(s.refresh)
-                s.watch(stop, config.watch_s)
+            except Exception as e:  # the registry is unreachable: the watcher tries again
+                s.error = f"reading the registry failed: {type(e).__name__}: {e}"
+                log(s.error)
+            s.watch(stop, config.watch_s)
         # OpenMP's limit holds per thread: the threads that predict take it when they start,
         # after the first model loaded its libraries (`esteira serve` also sets it for
         # libraries loaded later, through their environment variables).
@@ -125,18 +125,30 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
             ThreadPoolExecutor(thread_name_prefix="esteira-predict",
                                initializer=limit_this_thread, initargs=(threads,))
         )  # fmt: skip
+        warm.set()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(first_load())
         if config.log_predictions:
             predictions.start()
         batcher.start()
         yield
+        loading.cancel()
         await batcher.stop()
         stop.set()
         if config.log_predictions:
             predictions.close()  # nothing served is lost on a clean shutdown
             log(f"prediction log: {predictions.written} rows in {predictions.table}")
 
-    app = FastAPI(title=f"esteira: {config.model}", lifespan=lifespan)
+    app = FastAPI(title=f"esteira: {config.model}", lifespan=lifespan, docs_url=None,
+                  redoc_url=None)  # fmt: skip
     app.state.slot, app.state.predictions = slot, predictions
+    # Outermost first: Observed sees the limits' refusals too.
+    app.add_middleware(RequestLimits, limits=config.limits)
+    app.add_middleware(Observed, metrics=metrics, routes=app.routes, log=log)
+    describe_predict_body(app, slot, config.max_rows)
+    add_offline_docs(app)
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
@@ -148,19 +160,17 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
         if routed is not None and in_canary(request_id, config.canary_percent):
             model, alias = routed, config.canary
         if model is None:
-            return _answer(
-                metrics, started, 503, {"error": "no model loaded", "reason": slot.error}
-            )
+            return _answer(503, {"error": "no model loaded", "reason": slot.error})
         try:
             checked = check_rows(model, parse(await request.body(), config.max_rows))
         except BadRequest as bad:
-            return _answer(metrics, started, bad.status, bad.body())
+            return _answer(bad.status, bad.body())
         try:
             values, inputs = await batcher.predict(model, checked)
         except BadRequest as bad:
-            return _answer(metrics, started, bad.status, bad.body())
+            return _answer(bad.status, bad.body())
         except EsteiraError as e:  # the feature store is not ready for this model
-            return _answer(metrics, started, 503, {"error": str(e)})
+            return _answer(503, {"error": str(e)})
         except Exception as e:  # the model failed: on record, so a canary's errors count
             error = f"version {model.version} failed to predict: {type(e).__name__}"
             if config.log_predictions:
@@ -168,7 +178,9 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
                 failed = [None] * len(checked.rows)
                 predictions.add(Logged(request_id, now(), model.version, latency_ms, checked.rows,
                                        failed, error=f"{error}: {e}"[:500]))  # fmt: skip
-            return _answer(metrics, started, 500, {"error": error, "request_id": request_id})
+            # Said, not just done: a client reusing the connection would otherwise be reset.
+            return _answer(500, {"error": error, "request_id": request_id},
+                           {"connection": "close"})  # fmt: skip
         for view, missed in inputs.misses.items():
             metrics.misses.labels(view).inc(missed)
         latency_ms = (time.perf_counter() - started) * 1000
@@ -183,7 +195,7 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
         missed = {view: n for view, n in inputs.misses.items() if n}
         if missed:  # rows predicted without these views' features (unknown entity or stale)
             body["feature_misses"] = missed
-        response = _answer(metrics, started, 200, body, {"x-model-version": model.version})
+        response = _answer(200, body, {"x-model-version": model.version})
         if shadow is not None and shadow.current is not None and config.log_predictions:
             # After the response is sent: the shadow never slows or changes an answer.
             response.background = BackgroundTask(_shadow, shadow.current, checked.rows, request_id)
@@ -208,8 +220,9 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
     @app.get("/ready")
     async def ready() -> JSONResponse:
         model = slot.current
-        if model is None:
-            return JSONResponse({"ready": False, "reason": slot.error}, status_code=503)
+        if model is None or not warm.is_set():
+            reason = slot.error or "setting up the prediction threads"
+            return JSONResponse({"ready": False, "reason": reason}, status_code=503)
         return JSONResponse({"ready": True, "version": model.version, "last_error": slot.error})
 
     @app.get("/model")
@@ -237,7 +250,7 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
             return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
-        swapped = await asyncio.to_thread(slot.refresh)
+        swapped = await asyncio.to_thread(slot.refresh, True)  # a failed version's backoff too
         current = slot.current.version if slot.current else None
         return JSONResponse({"swapped": swapped, "version": current, "error": slot.error})
 
@@ -252,12 +265,12 @@ def in_canary(request_id: str, percent: float) -> bool:
 
 
 def _answer(
-    metrics: _Metrics,
-    started: float,
     status: int,
     body: dict[str, Any],
     headers: dict[str, str] | None = None,
+    reason: str | None = None,
 ) -> JSONResponse:
-    metrics.requests.labels(str(status)).inc()
-    metrics.latency.observe(time.perf_counter() - started)
+    """A /predict answer; `reason` (default: by status) is what /metrics counts it under."""
+    if status >= 400:
+        note_reason(reason or PREDICT_REASONS.get(status, f"status_{status}"))
     return JSONResponse(body, status_code=status, headers=headers)

@@ -6,8 +6,10 @@ its features then come from the online store as of the request's time and are de
 in training. Which one a request is follows from what it carries: a row with any input
 that is not a request field (a weather reading, a derived hour) asks for no lookup.
 
-Checking happens per request, on arrival; completing the inputs happens per micro-batch,
-so concurrent lookups share one online-store read and one `derive` call.
+Checking and converting to the columns' types happen per request, on arrival, so a wrong
+row fails its own request alone and a request's values never depend on the others it is
+batched with; completing the inputs happens per micro-batch, so concurrent lookups share
+one online-store read and one `derive` call.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from esteira.models import Column
-from esteira.serving.requests import check, model_frame, to_frame
+from esteira.serving.requests import build_frame, convert, model_frame
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from esteira.features import FeatureService, FeatureStore
@@ -29,11 +32,14 @@ NOT_AN_INPUT = "not an input of this model"
 
 @dataclass(frozen=True)
 class Checked:
-    """A request's rows, checked."""
+    """A request's rows, checked and converted."""
 
     rows: list[dict[str, Any]]
     lookup: bool
     """They carry the model's feature service fields, not the model's inputs."""
+    typed: dict[str, np.ndarray]
+    """Per column they carry (the model's inputs or the service's fields), their values
+    typed."""
 
 
 @dataclass(frozen=True)
@@ -48,18 +54,19 @@ class Completed:
 
 
 def check_rows(model: LoadedModel, rows: list[Any]) -> Checked:
-    """Check the rows against what they must carry; raises BadRequest naming each wrong
-    field."""
+    """Check the rows against what they must carry and convert them; raises BadRequest
+    naming each wrong field."""
     service = model.service
     if service is None or not _carries_only(service, model, rows):
-        check(rows, model.columns, NOT_AN_INPUT)
-        return Checked(rows, lookup=False)
+        return Checked(rows, False, convert(rows, model.columns, NOT_AN_INPUT))
     unknown = (
         f"not a request field of feature service '{service.name}' ({', '.join(service.fields)})"
         " nor one of a full set of model inputs"
     )
-    check(rows, _request_columns(service), unknown)
-    return Checked(rows, lookup=True)
+    # The service looks its views up as of this time: without it there is nothing to ask.
+    at = {service.at: f"feature service '{service.name}' looks up features as of this time"}
+    typed = convert(rows, _request_columns(service), unknown, at if service.at else None)
+    return Checked(rows, True, typed)
 
 
 def complete(
@@ -68,11 +75,11 @@ def complete(
     """The model's input frame for requests of one kind (all lookups or none), and each
     request's share. One frame for all their rows: building it costs the same for 1 row
     as for 100."""
-    rows = [row for r in requests for row in r.rows]
     service = model.service
+    typed = [r.typed for r in requests]
     if not requests[0].lookup or service is None:
-        return to_frame(rows, model.columns), [Completed(r.rows, {}) for r in requests]
-    served, missed = features.serving_set(service, to_frame(rows, _request_columns(service)))
+        return build_frame(typed, model.columns), [Completed(r.rows, {}) for r in requests]
+    served, missed = features.serving_set(service, build_frame(typed, _request_columns(service)))
     shares, start = [], 0
     for r in requests:
         end = start + len(r.rows)
