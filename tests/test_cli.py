@@ -116,7 +116,8 @@ HERE = Path(__file__).parent
 
 
 @step
-def quick():
+def quick(ctx):
+    ctx.log_metrics({"quick": 1.0})  # the run is in MLflow before the slow step starts
     return {"ok": 1}
 
 
@@ -182,3 +183,12 @@ def test_a_run_killed_hard_shows_as_died(write_project):
     assert "died" in listing.stdout
     (record,) = open_project(root).metadata.runs()
     assert record.status == "running" and record.shown_status == "died"
+
+    # The next run closes it, here and in MLflow.
+    (root / "slow").unlink()
+    assert esteira("run", "flow", "--project", str(root)).returncode == 0
+    project = open_project(root)
+    closed = project.metadata.run(record.id)
+    assert closed.status == "failed" and "died before the run recorded its end" in closed.error
+    assert {s.step: s.status for s in closed.steps}["slow"] == "failed"
+    assert project.tracker.client.get_run(closed.mlflow_run_id).info.status == "FAILED"

@@ -295,3 +295,23 @@ def test_new_data_and_the_controller_order_batches_by_their_period(write_project
     controller = Controller(project, log=lambda m: None)
     assert controller.state().newest_batch == "10"
     assert controller.batch_value("10") == 10  # the pipeline's `end` defaults to an integer
+
+
+def test_a_ct_run_killed_hard_is_closed_by_the_next(write_project):
+    root = write_project(SLOW, toml=CT)
+    (root / "slow").touch()
+    killed = subprocess.Popen([*ESTEIRA, "ct", "trigger", "-p", str(root), "--reason", "first"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_env())  # fmt: skip
+    wait_for(root / "training", killed)
+    killed.kill()
+    killed.wait(timeout=30)
+    (root / "slow").unlink()
+    again = subprocess.run([*ESTEIRA, "ct", "trigger", "-p", str(root), "--reason", "second"],
+                           capture_output=True, text=True, env=_env(), timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    second, first = open_project(root).metadata.ct_runs("toy")
+    assert (first.status, first.error) == ("interrupted", "the CT process died during this run")
+    assert second.status == "completed"
+    runs = open_project(root).metadata.runs()
+    assert sorted(r.status for r in runs) == ["completed", "failed"]  # none left 'running'

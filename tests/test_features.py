@@ -375,3 +375,28 @@ def test_a_model_on_a_global_view_is_served_and_batch_predicted(write_project):
     scored, _ = project.lake.read("scored")
     # Each visit with the wind of its own hour, not the latest.
     assert scored.prediction.tolist() == pytest.approx(visits.load[:4].tolist())
+
+
+def test_lookups_never_miss_the_view_while_the_online_store_is_refreshed(store):
+    import threading
+
+    keys = pd.DataFrame({"origin": ["EWR", "JFK"]})
+    failures: list[str] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        while not done.is_set():
+            try:
+                store.online("weather", keys, at=T + timedelta(hours=1))
+            except Exception as e:
+                failures.append(f"{type(e).__name__}: {e}")
+
+    readers = [threading.Thread(target=look_up) for _ in range(3)]
+    for r in readers:
+        r.start()
+    for _ in range(40):
+        store.materialize("weather")  # each swaps the view's table whole
+    done.set()
+    for r in readers:
+        r.join()
+    assert not failures, f"{len(failures)} lookups failed, e.g. {failures[0]}"

@@ -109,3 +109,26 @@ def test_promote_refuses_a_version_without_a_name_and_a_missing_label(write_proj
         run_pipeline(project, "flow", {"label": "outcome"})
     assert isinstance(e.value.error, ConfigError)
     assert "test_set has no label column 'outcome'; set [ct] label" in str(e.value)
+
+
+def test_two_runs_at_once_are_each_judged_against_the_champion_they_replace(write_project):
+    import subprocess
+
+    from test_cli import ESTEIRA, _env
+
+    root = write_project(PIPELINE)
+    project = load_project(root)
+    run_pipeline(project, "flow", {"flipped": 0.45})  # a poor champion: all three beat it
+    runs = [
+        subprocess.Popen([*ESTEIRA, "run", "flow", "-p", str(root), "--param", f"seed={seed}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+        for seed in (1, 2, 3)
+    ]  # fmt: skip
+    for run in runs:
+        assert run.wait(timeout=300) in (0, 1), run.communicate()
+    registry = Registry(load_project(root))
+    judged = {d.version: d for d in project.metadata.gate_decisions("toy", limit=10)}
+    for change in registry.history("toy", CHAMPION)[1:]:
+        # the champion this version was judged against is the one it replaced
+        found = judged[change.to_version].champion_version
+        assert found == change.from_version, f"v{change.to_version} judged against v{found}"

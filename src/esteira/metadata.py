@@ -377,6 +377,23 @@ class MetadataStore:
                 _ = st.io, st.tables, st.models
             return run
 
+    def close_dead_runs(self) -> list[PipelineRun]:
+        """Record as failed the runs still 'running' whose process is gone from this host
+        (killed hard, they could not record their end), and their running steps; returns
+        them, so their MLflow runs can be closed too."""
+        with self.session() as s:
+            running = s.scalars(select(PipelineRun).where(PipelineRun.status == "running")).all()
+            dead = [r for r in running if r.shown_status == "died"]
+            for run in dead:
+                run.status, run.ended_at = "failed", utcnow()
+                run.error = (f"the process (pid {run.pid}) died before the run recorded its "
+                             "end: killed, or out of memory")  # fmt: skip
+                for step in run.steps:
+                    if step.status == "running":
+                        step.status, step.ended_at = "failed", run.ended_at
+                        step.error = "the run's process died during this step"
+            return dead
+
     def runs(self, pipeline: str | None = None, limit: int = 20) -> Sequence[PipelineRun]:
         with self.session() as s:
             q = select(PipelineRun).order_by(PipelineRun.started_at.desc()).limit(limit)

@@ -99,6 +99,8 @@ def load(project: Project, name: str, version: str, alias: str = "") -> LoadedMo
 
     project.tracker.activate()
     uri = f"models:/{name}/{version}"
+    # NotFound names the versions there are; the tags say the task and feature service.
+    tags = Registry(project).version(name, version, with_metrics=False).tags
     local = mlflow.artifacts.download_artifacts(uri)
     meta = Model.load(local)
     if meta.signature is None:
@@ -116,7 +118,6 @@ def load(project: Project, name: str, version: str, alias: str = "") -> LoadedMo
     else:
         predict = mlflow.pyfunc.load_model(local).predict
 
-    tags = project.tracker.client.get_model_version(name, str(version)).tags
     task = _task(project.settings.model.task, tags, native, uri)
     classes = tuple(getattr(native, "classes_", ())) if task != "regression" else ()
     service, changed = Registry(project).feature_service(name, version, tags)

@@ -6,9 +6,16 @@ when and why, which is what a rollback walks back through.
 
 from __future__ import annotations
 
+import fcntl
+import re
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from esteira.config import DEFAULT_ENVIRONMENT
@@ -24,12 +31,61 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+_ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 COPIED_FROM_TAG = "esteira.copied_from"
 """On a version copied from another environment: ENV/VERSION there."""
 
 
 class PromotionError(EsteiraError):
     """A promotion or rollback cannot be done as asked."""
+
+
+LOCK_TIMEOUT_S = 600.0
+_in_process: dict[str, threading.Lock] = {}
+_in_process_guard = threading.Lock()
+_held = threading.local()
+
+
+@contextmanager
+def alias_lock(project: Project, name: str, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """One change of `name`'s aliases at a time, across processes (a file lock in the
+    environment's home) and threads; re-entered freely by the thread that holds it. A
+    gate decision and the promotion it leads to hold it together, so two runs at once
+    cannot both be judged against the same champion and then both replace it."""
+    path = project.settings.home / "locks" / f"registry-{name}.lock"
+    held: set[Path] = _held.__dict__.setdefault("paths", set())
+    if path in held:
+        yield
+        return
+    with _in_process_guard:
+        local = _in_process.setdefault(str(path), threading.Lock())
+    if not local.acquire(timeout=timeout_s):
+        raise PromotionError(_busy(name, timeout_s))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as handle:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise PromotionError(_busy(name, timeout_s)) from None
+                    time.sleep(0.05)
+            held.add(path)
+            try:
+                yield
+            finally:
+                held.discard(path)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        local.release()
+
+
+def _busy(name: str, timeout_s: float) -> str:
+    return (f"another promotion of '{name}' held its aliases for over {timeout_s:g} s; "
+            "try again when it is done")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -126,6 +182,7 @@ class Registry:
         """Point `alias` at `version`, recording who, when and why. Where the environment
         moves its champion by the CD gates (staging), only `esteira cd` does (`cd`); where
         it needs approval (prod), only a person who `approved` it."""
+        check_alias(alias)
         target = self.version(name, version, with_metrics=False)
         current = self.by_alias(name, alias)
         if current is not None and current.version == target.version:
@@ -217,7 +274,8 @@ class Registry:
             raise PromotionError(f"model '{name}' has no {alias} to retire")
         if not reason.strip():
             raise PromotionError(f"say why you retire {alias} of '{name}' (--reason)")
-        self.client.delete_registered_model_alias(name, alias)
+        with alias_lock(self.project, name):
+            self.client.delete_registered_model_alias(name, alias)
         change = AliasChange(model=name, alias=alias, action="retire",
                              from_version=current.version, to_version="",
                              actor=actor or executor(), reason=reason)  # fmt: skip
@@ -240,18 +298,20 @@ class Registry:
     ) -> AliasChange:
         if not reason.strip():
             raise PromotionError(f"say why you {action} '{name}' (--reason)")
-        self.client.set_registered_model_alias(name, alias, version)
-        change = AliasChange(
-            model=name,
-            alias=alias,
-            action=action,
-            from_version=current.version if current else None,
-            to_version=version,
-            actor=actor or executor(),
-            reason=reason,
-            pipeline_run_id=pipeline_run_id,
-        )
-        self.project.metadata.add(change)
+        was = current.version if current else None
+        with alias_lock(self.project, name):
+            moved = self.by_alias(name, alias)  # it may have moved while this waited
+            if (moved.version if moved else None) != was:
+                raise PromotionError(
+                    f"{alias} of '{name}' moved to version "
+                    f"{moved.version if moved else '(none)'} while this waited for the lock; "
+                    "look at it, then promote again"
+                )
+            self.client.set_registered_model_alias(name, alias, version)
+            change = AliasChange(model=name, alias=alias, action=action, from_version=was,
+                                 to_version=version, actor=actor or executor(), reason=reason,
+                                 pipeline_run_id=pipeline_run_id)  # fmt: skip
+            self.project.metadata.add(change)
         return change
 
     def _require_model(self, name: str) -> Any:
@@ -276,6 +336,15 @@ class Registry:
             source=v.source or "",
             tags=dict(v.tags or {}),
             metrics=dict(metrics),
+        )
+
+
+def check_alias(alias: str) -> None:
+    """MLflow's rule for alias names, checked before anything moves."""
+    if not _ALIAS.match(alias) or (alias.lower().startswith("v") and alias[1:].isdigit()):
+        raise PromotionError(
+            f"alias {alias!r} is not valid: use letters, digits, _ and - (at most 255), "
+            "not v followed by a number (MLflow reads that as a version)"
         )
 
 

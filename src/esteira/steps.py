@@ -39,10 +39,13 @@ def promote(
             f"step '{ctx.step}': test_set has no label column '{label}'; set [ct] label in "
             f"esteira.toml or the pipeline parameter label (columns: {columns})"
         )
-    decision = ctx.validate_model(name, version, test_set, label=label)
-    awaiting = ctx.held_for() if decision.passed else None
-    if decision.passed and not awaiting:
-        ctx.promote(name, version, reason=decision.summary())
+    from esteira.registry import alias_lock
+
+    with alias_lock(ctx.project, name):  # judged against the champion it would replace
+        decision = ctx.validate_model(name, version, test_set, label=label)
+        awaiting = ctx.held_for() if decision.passed else None
+        if decision.passed and not awaiting:
+            ctx.promote(name, version, reason=decision.summary())
     return decision.to_dict() | {"awaiting": awaiting}
 
 

@@ -39,7 +39,7 @@ def cache_list(project: ProjectOption = Path("."), env: EnvOption = None) -> Non
 def cache_prune(
     project: ProjectOption = Path("."),
     env: EnvOption = None,
-    keep_last: Annotated[int, typer.Option(help="Executions kept per step.")] = 3,
+    keep_last: Annotated[int, typer.Option(min=0, help="Executions kept per step.")] = 3,
     older_than: Annotated[float, typer.Option(help="Keep anything younger (days).")] = 7.0,
 ) -> None:
     """Delete cached artifacts beyond the newest executions of each step; those become misses.

@@ -115,6 +115,7 @@ class Controller:
             params.setdefault(self.config.batch_param, self.batch_value(batch))
         reason = "; ".join(f"{f.trigger}: {f.reason}" for f in fires)
         with ct_lock(self.project, self.model):
+            self._close_dead_ct_runs()
             registry = Registry(self.project)
             before = self._champion(registry)
             record = CTRun(model=self.model, trigger=fires[0].trigger, reason=reason,
@@ -148,6 +149,8 @@ class Controller:
                     setattr(record, name, value)
             after = record.champion_after
             self.log(f"CT run of {self.model} {status}; champion {before or '-'} → {after or '-'}")
+            if error:
+                self.log(f"  why: {error.strip().splitlines()[0]}")
         return record
 
     def tick(self, now: datetime | None = None) -> CTRun | None:
@@ -212,6 +215,14 @@ class Controller:
         return (
             period_of(present, self.config.batch_period).newest(present) if len(present) else None
         )
+
+    def _close_dead_ct_runs(self) -> None:
+        """With the lock held no CT run of this model is alive: one still 'running' was
+        killed, and is recorded as interrupted (the next tick resumes it)."""
+        for run in self.project.metadata.ct_runs(self.model, limit=5):
+            if run.status == "running":
+                died = "the CT process died during this run"
+                self.project.metadata.update(CTRun, run.id, status="interrupted", error=died)
 
     def _interrupted(self) -> CTRun | None:
         runs = self.project.metadata.ct_runs(self.model, limit=1)

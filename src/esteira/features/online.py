@@ -35,15 +35,25 @@ class OnlineStore:
         if view.timestamp:
             latest[view.timestamp] = latest[view.timestamp].astype(str)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path)) as con, con:
-            staging = f"{view.name}__staging"
-            con.execute(f'DROP TABLE IF EXISTS "{staging}"')
-            latest.to_sql(staging, con, index=False)
-            con.execute(f'DROP TABLE IF EXISTS "{view.name}"')  # its index goes with it
-            con.execute(f'ALTER TABLE "{staging}" RENAME TO "{view.name}"')
-            if not view.is_global:
-                keys = ", ".join(f'"{e}"' for e in view.entities)
-                con.execute(f'CREATE UNIQUE INDEX "{view.name}_keys" ON "{view.name}" ({keys})')
+        staging = f"{view.name}__staging"
+        with closing(sqlite3.connect(self.path, timeout=30)) as con:
+            with con:
+                con.execute(f'DROP TABLE IF EXISTS "{staging}"')
+                latest.to_sql(staging, con, index=False)
+            # The swap in one explicit transaction: Python's sqlite3 opens none for DDL, and
+            # a reader between the DROP and the RENAME found no table at all.
+            con.isolation_level = None
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.execute(f'DROP TABLE IF EXISTS "{view.name}"')  # its index goes with it
+                con.execute(f'ALTER TABLE "{staging}" RENAME TO "{view.name}"')
+                if not view.is_global:
+                    keys = ", ".join(f'"{e}"' for e in view.entities)
+                    con.execute(f'CREATE UNIQUE INDEX "{view.name}_keys" ON "{view.name}" ({keys})')
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
 
     def lookup(self, view: FeatureView, keys: pd.DataFrame) -> dict[str, list[Any]]:
         """The stored row for each row of `keys`, as columns aligned with `keys` (None where
@@ -86,7 +96,7 @@ class OnlineStore:
             raise FeatureError(
                 f"the online store is empty ({self.path}): materialize view '{view.name}'"
             )
-        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
         found = con.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (view.name,)
         ).fetchone()

@@ -121,12 +121,21 @@ def run_monitor(
         filters = [(ct.batch_column, "=", batch)] if batch else None
         data, table_version = project.lake.read(table, filters=filters)
         name = f"{table}@v{table_version}" + (f" batch {batch}" if batch else "")
+        if data.empty:
+            raise EsteiraError(_empty(project, table, batch))
     else:
         data, served = prediction_log(project, model, version, since)
         name = "prediction log" + (f", last {since}" if since else "")
     if labels:
         data = join_labels(project, model, version, data, labels, join_on)
     loaded = load(project, model, version)  # once, for the reference and the batch
+    missing = [c for c in loaded.input_names if c not in data.columns]
+    if missing:
+        raise EsteiraError(
+            f"{name} lacks inputs of {model} version {version}: {', '.join(missing)}; monitor "
+            f"a table of the model's inputs (such as the features a pipeline keeps), or the "
+            "prediction log (no --input)"
+        )
     reference = reference_profile(project, model, version, ct.reference_output, loaded)
     segment = project.settings.gates.segment
     record, predictions = monitor_batch(project, model, version, batch or name, data, ct.label,
@@ -143,6 +152,18 @@ def run_monitor(
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)
     return MonitorResult(record, path)
+
+
+def _empty(project: Project, table: str, batch: str | None) -> str:
+    if not batch:
+        return f"lake table '{table}' has no rows to monitor"
+    column = project.settings.ct.batch_column
+    try:
+        present, _ = project.lake.read(table, columns=[column])
+        known = ", ".join(sorted(map(str, present[column].dropna().unique()))[-12:]) or "none"
+    except Exception:  # the table has no batch column: say so rather than list
+        known = f"none: it has no '{column}' column ([ct] batch_column)"
+    return f"lake table '{table}' has no rows of batch {batch} (batches: {known})"
 
 
 def parse_window(text: str | None) -> timedelta | None:

@@ -7,6 +7,7 @@ on the first call that has something to track.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import traceback
@@ -89,6 +90,18 @@ def run_pipeline(
 
 
 class Runner:
+    def _close_dead_runs(self) -> None:
+        """Runs killed hard stay 'running' until a later run on this host closes them, here
+        and in MLflow."""
+        for dead in self.project.metadata.close_dead_runs():
+            if dead.mlflow_run_id:
+                try:
+                    self.project.tracker.end_run(dead.mlflow_run_id, "failed")
+                except Exception as e:  # MLflow's run may be gone: the record is closed
+                    logging.getLogger("esteira").warning(
+                        "could not close MLflow run %s: %s", dead.mlflow_run_id, e
+                    )
+
     def __init__(
         self, project: Project, on_event: Callable[[StepEvent], None] | None = None
     ) -> None:
@@ -114,6 +127,7 @@ class Runner:
         else:
             steps = pipeline.steps
         started = time.perf_counter()
+        self._close_dead_runs()
         record = PipelineRun(
             id=uuid.uuid4().hex,
             project=self.project.name,
