@@ -112,15 +112,16 @@ def served_by(project: Project, model: str, version: str, since: datetime) -> Se
     start = pd.Timestamp(since)
     start = start.tz_localize("UTC") if start.tz is None else start  # SQLite keeps no zone
     logged = logged[(logged["version"] == version) & (logged["at"] >= start)]
-    failed = logged["error"].fillna("") != "" if "error" in logged else False
+    # logs written before failed requests were recorded have no error column
+    failed = logged.get("error", pd.Series("", index=logged.index)).fillna("") != ""
     per_request = logged.groupby("request_id")["latency_ms"].first()
-    answered = logged[~failed] if "error" in logged else logged
+    answered = logged[~failed]
     rows = pd.DataFrame.from_records([json.loads(f) for f in answered["features"]])
     predictions = pd.Series([_point(json.loads(p)) for p in answered["prediction"]], dtype=object)
     return Served(
         version=version,
         requests=int(per_request.size),
-        errors=int(logged.loc[failed, "request_id"].nunique()) if "error" in logged else 0,
+        errors=int(logged.loc[failed, "request_id"].nunique()),
         p99_ms=float(per_request.quantile(0.99)) if per_request.size else float("nan"),
         predictions=predictions,
         rows=rows.assign(request_id=answered["request_id"].to_numpy()),

@@ -213,6 +213,7 @@ def _served_gates(
     root: Path, project: Project, candidate: VersionInfo, champion: str | None, tell: Tell
 ) -> list[Check]:
     from esteira.cicd.service import ServiceError
+    from esteira.models import input_example
 
     config = project.settings.cd
     versions = [
@@ -222,14 +223,15 @@ def _served_gates(
     tell(f"starting {len(versions)} service(s) on loopback: version(s) {', '.join(versions)}")
     try:
         with served(root, project.settings, candidate.name, versions, config.timeout_s) as up:
-            checks = [smoke_test(project, up[candidate.version])]
+            examples = {v: input_example(project, candidate.name, v) for v in up}
+            checks = [smoke_test(project, up[candidate.version], examples[candidate.version])]
             if not checks[0].passed:
                 return checks
             tell(
                 f"load test: {config.requests} requests from {config.clients} clients "
                 f"per service, {ROUNDS} rounds"
             )
-            bodies = {v: _body(_example(project, candidate.name, v).head(1)) for v in up}
+            bodies = {v: _body(example.head(1)) for v, example in examples.items()}
             figures = _measure(up, bodies, config)
             checks.append(load_gate(figures, candidate.version, champion, config))
             return checks
@@ -237,14 +239,14 @@ def _served_gates(
         return [Check("smoke_test", False, str(e))]
 
 
-def smoke_test(project: Project, service: Service) -> Check:
-    """The service answers for the candidate: its input example, and a feature-service
+def smoke_test(project: Project, service: Service, example: pd.DataFrame) -> Check:
+    """The service answers for the candidate: its input `example`, and a feature-service
     request (only the service's request fields) where the model has one."""
     status, described = service.call("GET", "/model")
     if status != 200 or described.get("version") != service.version:
         return Check("smoke_test", False, f"/model answered {status}: {described}")
     figures: dict[str, Any] = {"port": service.port}
-    requests = {"input example": _example(project, service.model, service.version)}
+    requests = {"input example": example}
     fields = [f["name"] for f in (described.get("feature_service") or {}).get("request", [])]
     if fields:
         rows = _request_rows(project, service, fields)
@@ -353,12 +355,6 @@ def _request_rows(project: Project, service: Service, fields: list[str]) -> pd.D
             f"{', '.join(missing)}"
         )
     return data[fields].dropna().head(SMOKE_ROWS)
-
-
-def _example(project: Project, name: str, version: str) -> pd.DataFrame:
-    from esteira.models import input_example
-
-    return input_example(project, name, version)
 
 
 def _body(frame: pd.DataFrame) -> dict[str, Any]:

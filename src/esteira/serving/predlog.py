@@ -136,7 +136,7 @@ class PredictionLog:
                     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # a live service's
-                segments = self._closed_segments(folder, include_open=True)
+                segments = self._closed_segments(folder)
                 done = sum(self._write(folder.name, s) for s in segments)
                 if not any(folder.glob("*.jsonl")):
                     shutil.rmtree(folder, ignore_errors=True)
@@ -201,11 +201,9 @@ class PredictionLog:
     def _current(self) -> Path:
         return self._own / SEGMENT.format(self._segment)
 
-    def _closed_segments(self, folder: Path, include_open: bool = False) -> list[Path]:
-        found = sorted(folder.glob("*.jsonl"))
-        if folder == self._own and not include_open:
-            found = [s for s in found if s != self._current()]
-        return found
+    def _closed_segments(self, folder: Path) -> list[Path]:
+        """A folder's segments in order, but for the one this service is appending to."""
+        return [s for s in sorted(folder.glob("*.jsonl")) if s != self._current()]
 
     def _write(self, owner: str, segment: Path) -> int:
         """Append one segment's lines to the table, once: its app transaction says whether
