@@ -83,5 +83,7 @@ def test_process_killed_mid_write_leaves_no_partial_artifact(tmp_path: Path):
             continue
         pd.read_parquet(path)  # every published artifact is whole
     assert any(store.objects.glob(f"{TEMP_PREFIX}*"))
-    assert store.prune_temporary(older_than_s=0) >= 1
-    assert not any(store.objects.glob(f"{TEMP_PREFIX}*"))
+    live = store.objects / f"{TEMP_PREFIX}{os.getpid()}-being-written"  # a writer still alive
+    live.write_bytes(b"half")
+    assert store.prune_temporary() >= 1  # the dead writer's, however recent
+    assert list(store.objects.glob(f"{TEMP_PREFIX}*")) == [live]

@@ -16,8 +16,16 @@ from test_gates import PIPELINE as GATED
 
 from esteira.batches import BatchLabelError
 from esteira.ct.controller import Busy, Controller, ct_lock
-from esteira.ct.triggers import CTState, drift, new_data, no_champion, performance, schedule
-from esteira.metadata import MonitoringRecord
+from esteira.ct.triggers import (
+    CTState,
+    Fire,
+    drift,
+    new_data,
+    no_champion,
+    performance,
+    schedule,
+)
+from esteira.metadata import CTRun, MonitoringRecord
 from esteira.project import load_project, open_project
 
 
@@ -295,6 +303,41 @@ def test_new_data_and_the_controller_order_batches_by_their_period(write_project
     controller = Controller(project, log=lambda m: None)
     assert controller.state().newest_batch == "10"
     assert controller.batch_value("10") == 10  # the pipeline's `end` defaults to an integer
+
+
+def test_what_training_already_answered_fires_no_more():
+    """A challenger the gates refused (or a batch quarantined) was a training all the same:
+    the same batch, drift or metric does not start run after run."""
+    assert new_data(state(newest_batch="2013-04", tried_batch="2013-04")) is None
+    assert no_champion(state(champion=None, newest_batch="2013-04", tried_batch="2013-04")) is None
+    assert no_champion(state(champion=None, newest_batch="2013-05", tried_batch="2013-04"))
+    fire = new_data(state(newest_batch="2013-05", tried_batch="2013-04"))
+    assert fire and "and than 2013-04, the last CT run's" in fire.reason
+    seen = monitoring(0.3, roc_auc=0.55)
+    seen.at = datetime(2013, 6, 30)
+    after_it = state(monitoring=seen, last_training_at=datetime(2013, 7, 1))
+    assert drift(0.25)(after_it) is None
+    assert performance("roc_auc", 0.6)(after_it) is None
+    before_it = state(monitoring=seen, last_training_at=datetime(2013, 6, 1))
+    assert drift(0.25)(before_it) and performance("roc_auc", 0.6)(before_it)
+
+
+def test_the_controller_counts_a_refused_challengers_batch_as_tried(write_project):
+    toml = BATCHED_CT.replace("[ct]\n", '[ct]\nbatch_table = "events"\n')
+    root = write_project(BATCHED.format(periods=INTEGERS), toml=toml)
+    project = load_project(root)
+    project.lake.append("events", pd.DataFrame({"batch": [9], "x1": [0.0]}))
+    controller = Controller(project, triggers=[no_champion, new_data], log=lambda m: None)
+    controller.run([Fire("bootstrap", "first")], "9")
+    project.lake.append("events", pd.DataFrame({"batch": [10], "x1": [0.0]}))
+    assert [f.trigger for f in controller.check()] == ["new_data"]
+    refused = CTRun(model="toy", trigger="new_data", reason="test", batch="10",
+                    status="completed", champion_before="1", champion_after="1")  # fmt: skip
+    project.metadata.add(refused)
+    assert controller.state().tried_batch == "10"
+    assert controller.check() == []  # not again, tick after tick
+    project.lake.append("events", pd.DataFrame({"batch": [11], "x1": [0.0]}))
+    assert [f.trigger for f in controller.check()] == ["new_data"]
 
 
 def test_a_ct_run_killed_hard_is_closed_by_the_next(write_project):

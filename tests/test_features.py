@@ -394,7 +394,7 @@ def test_lookups_never_miss_the_view_while_the_online_store_is_refreshed(store):
     readers = [threading.Thread(target=look_up) for _ in range(3)]
     for r in readers:
         r.start()
-    for _ in range(40):
+    for _ in range(150):
         store.materialize("weather")  # each swaps the view's table whole
     done.set()
     for r in readers:

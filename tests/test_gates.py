@@ -156,3 +156,31 @@ def test_compatibility_is_checked_in_a_fresh_process(write_project):
     assert not check["passed"] and "over the 0.0001 ms budget" in check["reason"]
     assert check["figures"]["ok"] and check["figures"]["rows"] == 3
     assert champion(project) is None
+
+
+def test_the_tolerance_is_one_budget_for_a_chain_of_slightly_worse_champions():
+    """Each challenger a little worse than the champion before it: the first two fit in the
+    tolerance together, the third would take the chain beyond it and is refused; a better
+    one earns the budget back."""
+    from esteira.config import GatesConfig
+    from esteira.validation.decision import Evidence
+    from esteira.validation.model import champion_gate
+
+    config = GatesConfig(tolerance=0.005)
+
+    def judged(ours: float, theirs: float, spent: float):
+        e = Evidence("m", "2", "1", 100, "binary", "roc_auc", {"roc_auc": ours},
+                     {"roc_auc": theirs}, tolerance_spent=spent)  # fmt: skip
+        return champion_gate(e, config)
+
+    first = judged(0.7603, 0.7633, spent=0.0)  # 0.003 worse: within
+    spent = first.figures["tolerance_spent"]
+    assert first.passed and spent == pytest.approx(0.003)
+    second = judged(0.7588, 0.7603, spent=spent)  # 0.0015 more: 0.0045 in all, within
+    spent = second.figures["tolerance_spent"]
+    assert second.passed and spent == pytest.approx(0.0045)
+    third = judged(0.7578, 0.7588, spent=spent)  # 0.001 more would be 0.0055
+    assert not third.passed
+    assert "of which v1 and those it replaced within it took 0.0045" in third.reason
+    better = judged(0.7600, 0.7588, spent=spent)
+    assert better.passed and better.figures["tolerance_spent"] == pytest.approx(0.0033)

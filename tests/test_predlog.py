@@ -135,6 +135,7 @@ def test_sigkill_under_load_loses_no_answered_prediction(root):  # noqa: F811
     again = Server(root, "--model", "toy")  # writes the dead service's segments at start
     try:
         again.wait_up()
+        again.wait_started()
     finally:
         again.stop()
     logged = load_project(root).lake.read(TABLE)[0]

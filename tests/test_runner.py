@@ -7,7 +7,7 @@ import pytest
 from conftest import calls, reset_calls
 
 from esteira import load_project
-from esteira.errors import NotFound, PipelineDefinitionError, StepFailed
+from esteira.errors import ArtifactError, NotFound, PipelineDefinitionError, StepFailed
 from esteira.pipelines.runner import run_pipeline
 
 PIPELINE = """
@@ -169,6 +169,29 @@ def test_cache_is_not_trusted_when_an_artifact_was_deleted(write_project):
     reset_calls(root)
     run(root)
     assert sorted(calls(root)) == ["scaled"]  # same content again: total stays cached
+
+
+def test_an_artifact_changed_on_disk_is_never_read_as_the_steps_output(write_project):
+    root = write_project(PIPELINE)
+    first = run(root)
+    scaled = first.outputs["scaled"].path
+    source = first.outputs["source"].path
+    scaled.write_bytes(b"garbage")  # another size: the hit is not trusted, the step reruns
+    reset_calls(root)
+    run(root)
+    assert sorted(calls(root)) == ["scaled"]
+    # The same size, other bytes (as a file swapped for another): found when it is read.
+    damaged = bytearray(source.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    source.write_bytes(bytes(damaged))
+    with pytest.raises(ArtifactError, match="is damaged: its content changed on disk") as failed:
+        run(root, only="scaled")
+    assert str(source) in str(failed.value)
+    assert load_project(root).metadata.runs(limit=1)[0].status == "failed"
+    source.unlink()  # what the message says to do
+    reset_calls(root)
+    run(root)
+    assert "source" in calls(root)
 
 
 LAKE_PIPELINE = """

@@ -69,6 +69,13 @@ class Server:
                 time.sleep(0.1)
         raise AssertionError("the server did not come up")
 
+    def wait_started(self, timeout: float = 120) -> None:
+        """Until the service is set up (the port answers before: /ready says "starting")."""
+        deadline = time.monotonic() + timeout
+        while httpx.get(f"{self.url}/ready").json().get("reason", "").startswith("starting"):
+            assert time.monotonic() < deadline, "the service did not finish starting"
+            time.sleep(0.1)
+
     def wait_ready(self, timeout: float = 60) -> None:
         """Until a model is loaded."""
         deadline = time.monotonic() + timeout
@@ -92,6 +99,8 @@ def serve(root) -> Iterator[Server]:
         server.wait_up()
         if ready:  # the port answers first; the model loads in the background
             server.wait_ready()
+        else:
+            server.wait_started()
         return server
 
     yield start

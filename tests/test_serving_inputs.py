@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -80,8 +81,8 @@ MAX_ROWS = 10
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[Server]:
-    """One server of the visit model ('load', at most 10 rows a request) for the module."""
+def visits_root(tmp_path_factory) -> Path:
+    """A project whose visit model ('load') is champion, with readings in the lake."""
     root = tmp_path_factory.mktemp("serving_inputs") / "proj"
     root.mkdir()
     (root / "pipelines.py").write_text(VISITS)
@@ -99,7 +100,13 @@ def served(tmp_path_factory) -> Iterator[Server]:
     project.lake.append("visits", visits)
     version = run_pipeline(project, "flow").output("train")
     Registry(project).promote("load", version, reason="serve it")
-    server = Server(root, "--model", "load", "--max-rows", str(MAX_ROWS))
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(visits_root) -> Iterator[Server]:
+    """One server of the visit model ('load', at most 10 rows a request) for the module."""
+    server = Server(visits_root, "--model", "load", "--max-rows", str(MAX_ROWS))
     server.wait_up()
     server.wait_ready()
     yield server

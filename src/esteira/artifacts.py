@@ -2,7 +2,8 @@
 
 Each value is serialized into a temporary file (or folder) beside its final place, hashed,
 then renamed to `objects/<hash>.<kind>`: a reader sees either a whole artifact or none, and
-a process killed mid-write leaves only a `.tmp-*` entry that `prune_temporary` removes.
+a process killed mid-write leaves only a `.tmp-<pid>-*` entry, which the next run removes
+(`prune_temporary`).
 DataFrames are stored as Parquet, JSON-able values as JSON, NumPy arrays as .npy and
 scikit-learn models in MLflow's model format.
 """
@@ -42,6 +43,11 @@ class ArtifactRef:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def intact(self) -> bool:
+        """It exists with the size it was stored with: a cheap check, for cache hits (its
+        content's hash is checked when it is loaded)."""
+        return self.exists() and (not self.size or _size(self.path) == self.size)
+
 
 def artifact_ref(record: Any) -> ArtifactRef:
     """The reference a metadata record of an artifact (a step's input or output) points at."""
@@ -64,7 +70,7 @@ class ArtifactStore:
         """Serialize `value` atomically; identical content is stored once."""
         kind = kind_of(value)
         self.objects.mkdir(parents=True, exist_ok=True)
-        tmp = self.objects / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = self.objects / f"{TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
         try:
             _WRITERS[kind](self, value, tmp)
             digest, size = _hash_path(tmp)
@@ -79,9 +85,17 @@ class ArtifactStore:
         return ArtifactRef(final.as_uri(), digest, kind, size)
 
     def load(self, ref: ArtifactRef) -> Any:
+        """The stored value, once its content is checked against the hash it was stored
+        with: a file changed on disk is never read as if it were the step's output."""
         if not ref.exists():
             raise ArtifactError(
                 f"artifact {ref.uri} is missing (was the store pruned?); rerun with --no-cache"
+            )
+        if ref.hash and _hash_path(ref.path)[0] != ref.hash:
+            raise ArtifactError(
+                f"artifact {ref.path} is damaged: its content changed on disk since it was "
+                "stored (its hash differs); delete it and rerun, and the step that made it "
+                "runs again"
             )
         if ref.kind == "mlmodel":
             if self._load_model is None:
@@ -92,11 +106,14 @@ class ArtifactStore:
         return _READERS[ref.kind](ref.path)
 
     def prune_temporary(self, older_than_s: float = 3600.0) -> int:
-        """Remove leftovers of interrupted writes; returns how many were removed."""
+        """Remove leftovers of interrupted writes: those of processes that are gone (each
+        is named with its writer's pid), and any older than `older_than_s`; returns how
+        many were removed."""
         if not self.objects.exists():
             return 0
         cutoff = time.time() - older_than_s
-        stale = [p for p in self.objects.glob(f"{TEMP_PREFIX}*") if p.stat().st_mtime < cutoff]
+        stale = [p for p in self.objects.glob(f"{TEMP_PREFIX}*")
+                 if not _writer_alive(p.name) or p.stat().st_mtime < cutoff]  # fmt: skip
         for p in stale:
             _remove(p)
         return len(stale)
@@ -219,6 +236,21 @@ def _hash_path(path: Path) -> tuple[str, int]:
                 h.update(chunk)
                 size += len(chunk)
     return h.hexdigest(), size
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process that named this temporary entry still runs (on this host: the
+    store is local). A name without a pid is an older esteira's: left to the age rule."""
+    pid = name.removeprefix(TEMP_PREFIX).partition("-")[0]
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _size(path: Path) -> int:

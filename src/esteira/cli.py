@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -177,10 +177,10 @@ def serve(
     import uvicorn
 
     from esteira.config import load_settings
-    from esteira.project import load_project
     from esteira.runtime import use_threads
-    from esteira.serving.app import ServeConfig, create_app
     from esteira.serving.limits import uvicorn_options
+    from esteira.serving.metrics import ServiceMetrics
+    from esteira.serving.starting import Starting
 
     settings = load_settings(project)
     name = model or settings.ct.model
@@ -193,17 +193,33 @@ def serve(
     given = {"max_body_bytes": max_body, "read_timeout_s": read_timeout,
              "max_connections": max_connections}  # fmt: skip
     limits = settings.serving.model_copy(update={k: v for k, v in given.items() if v is not None})
-    config = ServeConfig(name, alias, shadow, max_rows, watch, log_predictions, threads=threads,
-                         version=version, canary=canary_alias, canary_percent=percent,
-                         limits=limits)  # fmt: skip
-    # The project's code too: a model trained through a feature service is served with it.
-    app = create_app(load_project(project), config, log=lambda m: console.print(m, highlight=False))
+    metrics = ServiceMetrics()
+
+    def build() -> Any:  # in a thread, while the port already answers /health and /ready
+        from esteira.project import load_project
+        from esteira.serving.app import ServeConfig, create_app
+
+        config = ServeConfig(name, alias, shadow, max_rows, watch, log_predictions,
+                             threads=threads, version=version, canary=canary_alias,
+                             canary_percent=percent, limits=limits)  # fmt: skip
+        # The project's code too: a model trained through a feature service is served with it.
+        return create_app(load_project(project), config, metrics=metrics,
+                          log=lambda m: console.print(m, highlight=False))  # fmt: skip
+
+    server: Any = None
+    starting = Starting(build, stop=lambda: setattr(server, "should_exit", True), metrics=metrics)
+    server = uvicorn.Server(uvicorn.Config(starting, host=host, port=port, log_level="warning",
+                                           access_log=False,
+                                           **uvicorn_options(limits, metrics.refused)))  # fmt: skip
     served = f"{name} version {version}" if version else f"{name}@{alias}"
     if canary_alias:
         served += f", {percent:g}% of requests to @{canary_alias}"
     console.print(f"serving {served} on http://{host}:{port} (Ctrl+C or SIGTERM stops it)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                **uvicorn_options(limits))  # fmt: skip
+    server.run()
+    if starting.failure is not None:
+        raise starting.failure
+    if not server.started:  # the port was taken, or the interface is not this machine's
+        raise typer.Exit(1)
 
 
 def _canary(text: str) -> tuple[str, float]:

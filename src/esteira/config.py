@@ -149,12 +149,26 @@ class Thresholds(_Section):
     """A column fails when its null rate rose by more than this (0.2: 20 points)."""
     max_unseen_category_rate: float = 0.1
     """A category column fails when more than this share of its values were never seen."""
-    max_out_of_range_rate: float = 0.5
-    """A number column fails when more than this share of values fall outside the
-    reference's range."""
+    max_out_of_range_rate: float = 0.6
+    """A number column fails when more than this share of values fall outside the middle
+    99% of the reference's (only warns for a batch after a gap)."""
     max_mean_shift_std: float = 4.0
-    """A number column fails when its mean moved more than this many reference standard
-    deviations."""
+    """A number column fails when its mean lies more than this many reference standard
+    deviations outside the range of the earlier batches' means (widened, after a gap, by
+    the most they ever moved per batch, times the batches missing)."""
+    max_spread_ratio: float = 5.0
+    """A number column fails when its spread (mean absolute deviation from the median) is
+    more than this many times larger than the largest of the earlier batches', or smaller
+    than their smallest: a change of units (x60, x1000) or a column gone constant."""
+    max_negative_rate: float = 0.05
+    """A number column whose earlier batches had at most this share of negative values fails
+    when a batch has more (30% negative distances, temperatures in Celsius in winter)."""
+    max_outside_period_rate: float = 0.05
+    """A date-time column whose earlier values lay inside their batch's period (all but this
+    share) fails when more than this share of a batch's values lie outside its period."""
+    max_label_association: float = 0.9
+    """A column fails when it predicts the label this well in a batch (0: not at all, 1:
+    perfectly; binned) but did not in the reference: the label leaked into it."""
     max_psi: float = 0.25
     """Population stability index above which a column warns (fails with `block_on_drift`)."""
     max_js: float = 0.2
@@ -172,6 +186,17 @@ class ValidationConfig(Thresholds):
     """Columns left out of validation (identifiers, calendar columns that move by design)."""
     reference_batches: int = Field(default=3, ge=1)
     """How many accepted batches before a new one form its reference."""
+    min_row_ratio: float = 0.2
+    """A batch fails with fewer rows than this share of the reference batches' median (an
+    empty or one-row batch)."""
+    max_row_ratio: float = 5.0
+    """A batch fails with more rows than this many times the reference batches' median."""
+    max_duplicate_rate_increase: float = 0.05
+    """A batch fails when its share of fully duplicated rows exceeds the reference's by more
+    than this."""
+    max_label_share_shift: float = 0.15
+    """A batch carrying a label of classes fails when a class's share lies further than this
+    outside the range of shares the earlier batches had; a constant label always fails."""
     columns: dict[str, Thresholds] = Field(default_factory=dict)
     """Limits for one column, over the ones above: `[validation.columns.NAME]`."""
 

@@ -55,7 +55,10 @@ class Lake:
         if not self.exists(table):
             known = ", ".join(self.tables()) or "none yet"
             raise LakeError(f"lake table '{table}' does not exist in {self.root} (tables: {known})")
-        dt = DeltaTable(str(self.path(table)))
+        try:
+            dt = DeltaTable(str(self.path(table)))
+        except Exception as e:
+            raise self._damaged(table, e) from None
         try:
             if version is not None:
                 dt.load_as_version(version)
@@ -67,6 +70,18 @@ class Lake:
                 f"{e}; its latest version is {dt.version()}"
             ) from None
         return dt
+
+    def _damaged(self, table: str, error: Exception) -> LakeError:
+        """A table whose transaction log Delta cannot read, named with its newest commit."""
+        log = self.path(table) / "_delta_log"
+        commits = sorted(log.glob("*.json"))
+        newest = f" (its newest commit is {commits[-1]})" if commits else ""
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return LakeError(
+            f"lake table '{table}' cannot be opened: its transaction log {log} is damaged"
+            f"{newest}: {cause}. Restore the log from a backup; the table's data files are "
+            "untouched"
+        )
 
     def read(
         self,

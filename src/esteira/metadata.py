@@ -38,12 +38,17 @@ from sqlalchemy.orm import (
 )
 
 from esteira.errors import EsteiraError, NotFound
+from esteira.files import sqlite_path, sqlite_problem
 
 SCHEMA_VERSION = 1
 
 
 class MetadataSchemaError(EsteiraError):
     """The metadata store was made by another version of esteira."""
+
+
+class MetadataDamaged(EsteiraError):
+    """The metadata store's file cannot be read as one."""
 
 
 def utcnow() -> datetime:
@@ -188,22 +193,45 @@ class Alert(Base):
     step_run_id: Mapped[str | None] = mapped_column(String(32))
 
 
-class AliasChange(Base):
-    """Who moved which registry alias (champion, challenger) of a model, when and why."""
+class AliasMove:
+    """What moving an alias is: who moved which registry alias of a model, from which
+    version to which, and why (the columns its intent and its record share)."""
 
-    __tablename__ = "alias_changes"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     model: Mapped[str] = mapped_column(String(200))
     alias: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(16))  # promote | rollback
+    action: Mapped[str] = mapped_column(String(16))  # promote | rollback | cd | approve | retire
     from_version: Mapped[str | None] = mapped_column(String(32))
     to_version: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     pipeline_run_id: Mapped[str | None] = mapped_column(String(32))
 
+    def fields(self) -> dict[str, Any]:
+        """The move's own fields, without its id and time."""
+        names = ("model", "alias", "action", "from_version", "to_version", "actor", "reason",
+                 "pipeline_run_id")  # fmt: skip
+        return {name: getattr(self, name) for name in names}
+
+
+class AliasChange(AliasMove, Base):
+    """Who moved which registry alias (champion, challenger) of a model, when and why."""
+
+    __tablename__ = "alias_changes"
     __table_args__ = (Index("ix_alias_changes_model", "model", "alias", "id"),)
+
+
+class AliasIntent(AliasMove, Base):
+    """An alias move under way, recorded before MLflow's alias moves and removed, with its
+    `AliasChange` added, in one transaction after it moved: one left behind was cut short
+    by a kill, and the next change of the model's aliases completes or drops it by what
+    MLflow shows (`Registry.settle`)."""
+
+    __tablename__ = "alias_intents"
+
+    def change(self) -> AliasChange:
+        return AliasChange(**self.fields())
 
 
 class GateDecision(Base):
@@ -325,10 +353,15 @@ class MetadataStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
+        path = sqlite_path(url)
+        problem = sqlite_problem(path) if path else None
+        if problem:  # else taken for a new store, and its history silently lost
+            raise MetadataDamaged(f"the metadata store {path} {problem}: {RESTORE}")
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        with self._named_damage():
+            Base.metadata.create_all(self.engine)
         with self.session() as s:
             found = s.scalars(select(SchemaInfo.version)).all()
             if not found:
@@ -342,8 +375,24 @@ class MetadataStore:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._session.begin() as s:
+        with self._named_damage(), self._session.begin() as s:
             yield s
+
+    @contextmanager
+    def _named_damage(self) -> Iterator[None]:
+        """A store SQLite cannot read (truncated, overwritten) fails naming the file."""
+        from sqlalchemy.exc import DatabaseError
+
+        try:
+            yield
+        except DatabaseError as e:
+            text = str(e.orig)
+            if "malformed" not in text and "not a database" not in text:
+                raise
+            raise MetadataDamaged(
+                f"the metadata store {self.engine.url.database or self.url} is damaged "
+                f"({text}): {RESTORE}"
+            ) from None
 
     def add(self, *records: Base) -> None:
         with self.session() as s:
@@ -389,6 +438,7 @@ class MetadataStore:
                 run.error = (f"the process (pid {run.pid}) died before the run recorded its "
                              "end: killed, or out of memory")  # fmt: skip
                 for step in run.steps:
+                    _ = step.models  # loaded: the caller tells recorded versions from orphans
                     if step.status == "running":
                         step.status, step.ended_at = "failed", run.ended_at
                         step.error = "the run's process died during this step"
@@ -412,6 +462,26 @@ class MetadataStore:
     ) -> None:
         self.add(Alert(kind=kind, subject=subject, message=message, details=details or {},
                        pipeline_run_id=pipeline_run_id, step_run_id=step_run_id))  # fmt: skip
+
+    def alias_intents(self, model: str) -> Sequence[AliasIntent]:
+        """Alias moves of `model` begun and not recorded as done, oldest first."""
+        with self.session() as s:
+            q = select(AliasIntent).where(AliasIntent.model == model).order_by(AliasIntent.id)
+            return s.scalars(q).all()
+
+    def finish_intent(self, intent: AliasIntent, done: bool, note: str = "") -> AliasChange | None:
+        """Remove an intent; if its move `done`, record its change in the same transaction."""
+        with self.session() as s:
+            found = s.get(AliasIntent, intent.id)
+            if found is None:  # finished by another process meanwhile
+                return None
+            s.delete(found)
+            if not done:
+                return None
+            change = found.change()
+            change.reason += note
+            s.add(change)
+            return change
 
     def alias_history(self, model: str, alias: str) -> Sequence[AliasChange]:
         """Every change of `alias` on `model`, oldest first."""
@@ -543,6 +613,12 @@ class MetadataStore:
                 .order_by(StepRun.ended_at.desc())
                 .limit(1)
             ).first()
+
+
+RESTORE = (
+    "restore it from a backup, or move it aside to start a new one (the history of runs, "
+    "the step cache and the alias history then start empty)"
+)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

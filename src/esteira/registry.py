@@ -11,7 +11,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from esteira.config import DEFAULT_ENVIRONMENT
 from esteira.errors import EsteiraError, NotFound
-from esteira.metadata import AliasChange
+from esteira.metadata import AliasChange, AliasIntent
 from esteira.provenance import executor, held
 
 if TYPE_CHECKING:
@@ -34,6 +34,11 @@ CHALLENGER = "challenger"
 _ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 COPIED_FROM_TAG = "esteira.copied_from"
 """On a version copied from another environment: ENV/VERSION there."""
+RUN_TAG = "esteira.pipeline_run_id"
+"""On a version: the pipeline run that registered it."""
+ORPHANED_TAG = "esteira.orphaned"
+"""On a version its run registered and never recorded (the process died): why. Such a
+version is never promoted."""
 
 
 class PromotionError(EsteiraError):
@@ -184,6 +189,12 @@ class Registry:
         it needs approval (prod), only a person who `approved` it."""
         check_alias(alias)
         target = self.version(name, version, with_metrics=False)
+        orphaned = target.tags.get(ORPHANED_TAG)
+        if orphaned:
+            raise PromotionError(
+                f"version {version} of '{name}' is orphaned ({orphaned}); it is never promoted: "
+                "run the pipeline again to register a version on record"
+            )
         current = self.by_alias(name, alias)
         if current is not None and current.version == target.version:
             raise PromotionError(f"version {version} of '{name}' is already {alias}")
@@ -274,13 +285,14 @@ class Registry:
             raise PromotionError(f"model '{name}' has no {alias} to retire")
         if not reason.strip():
             raise PromotionError(f"say why you retire {alias} of '{name}' (--reason)")
-        with alias_lock(self.project, name):
-            self.client.delete_registered_model_alias(name, alias)
-        change = AliasChange(model=name, alias=alias, action="retire",
+        intent = AliasIntent(model=name, alias=alias, action="retire",
                              from_version=current.version, to_version="",
                              actor=actor or executor(), reason=reason)  # fmt: skip
-        self.project.metadata.add(change)
-        return change
+        with alias_lock(self.project, name):
+            self.settle(name)
+            return self._write_ahead(
+                intent, lambda: self.client.delete_registered_model_alias(name, alias)
+            )
 
     def history(self, name: str, alias: str = CHAMPION) -> list[AliasChange]:
         return list(self.project.metadata.alias_history(name, alias))
@@ -300,6 +312,7 @@ class Registry:
             raise PromotionError(f"say why you {action} '{name}' (--reason)")
         was = current.version if current else None
         with alias_lock(self.project, name):
+            self.settle(name)
             moved = self.by_alias(name, alias)  # it may have moved while this waited
             if (moved.version if moved else None) != was:
                 raise PromotionError(
@@ -307,12 +320,56 @@ class Registry:
                     f"{moved.version if moved else '(none)'} while this waited for the lock; "
                     "look at it, then promote again"
                 )
-            self.client.set_registered_model_alias(name, alias, version)
-            change = AliasChange(model=name, alias=alias, action=action, from_version=was,
+            intent = AliasIntent(model=name, alias=alias, action=action, from_version=was,
                                  to_version=version, actor=actor or executor(), reason=reason,
                                  pipeline_run_id=pipeline_run_id)  # fmt: skip
-            self.project.metadata.add(change)
+            return self._write_ahead(
+                intent, lambda: self.client.set_registered_model_alias(name, alias, version)
+            )
+
+    def _write_ahead(self, intent: AliasIntent, move: Callable[[], None]) -> AliasChange:
+        """Move an alias with its intent on record first, so a kill at any point leaves the
+        old alias or the new one, and `settle` completes the history. Under the lock."""
+        self.project.metadata.add(intent)
+        move()
+        change = self.project.metadata.finish_intent(intent, done=True)
+        if change is None:  # only the holder of the lock finishes its own intent
+            raise PromotionError(
+                f"the record of moving {intent.alias} of '{intent.model}' was finished by "
+                "another process: look at its history"
+            )
         return change
+
+    def mark_orphans(self, run_id: str, recorded: set[tuple[str, str]], why: str) -> list[str]:
+        """Tag as orphaned the versions pipeline run `run_id` registered beyond those its
+        steps `recorded` (name, version): a process killed between MLflow's registration
+        and its own record left them. Returns them as NAME/VERSION."""
+        found = self.client.search_model_versions(f"tags.`{RUN_TAG}` = '{run_id}'")
+        marked = []
+        for v in found:
+            if (v.name, str(v.version)) not in recorded:
+                self.client.set_model_version_tag(v.name, v.version, ORPHANED_TAG, why)
+                marked.append(f"{v.name}/{v.version}")
+        return marked
+
+    def settle(self, name: str) -> list[AliasChange]:
+        """Finish the alias moves of `name` a kill cut short: recorded if MLflow's alias
+        moved, dropped if it did not; the changes recorded. Under the model's lock."""
+        from mlflow.exceptions import MlflowException
+
+        settled = []
+        with alias_lock(self.project, name):
+            for intent in self.project.metadata.alias_intents(name):
+                try:
+                    now = self.client.get_model_version_by_alias(name, intent.alias).version
+                except MlflowException:
+                    now = None
+                done = str(now or "") == intent.to_version  # "": a retired alias
+                note = " (completed after the process that moved it was interrupted)"
+                change = self.project.metadata.finish_intent(intent, done, note)
+                if change is not None:
+                    settled.append(change)
+        return settled
 
     def _require_model(self, name: str) -> Any:
         from mlflow.exceptions import MlflowException

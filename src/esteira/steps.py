@@ -39,14 +39,29 @@ def promote(
             f"step '{ctx.step}': test_set has no label column '{label}'; set [ct] label in "
             f"esteira.toml or the pipeline parameter label (columns: {columns})"
         )
-    from esteira.registry import alias_lock
+    from esteira.registry import CHAMPION, Registry, alias_lock
 
+    registry = Registry(ctx.project)
     with alias_lock(ctx.project, name):  # judged against the champion it would replace
+        registry.settle(name)  # a promotion a kill cut short is finished first
+        champion = registry.by_alias(name, CHAMPION)
+        already = champion is not None and champion.version == version
+        before = _passing_decision(ctx, name, version) if already else None
+        if before is not None:  # a rerun after its promotion: finished, not judged again
+            return before | {"awaiting": None}
         decision = ctx.validate_model(name, version, test_set, label=label)
         awaiting = ctx.held_for() if decision.passed else None
-        if decision.passed and not awaiting:
+        if decision.passed and not awaiting and not already:
             ctx.promote(name, version, reason=decision.summary())
     return decision.to_dict() | {"awaiting": awaiting}
+
+
+def _passing_decision(ctx: Context, name: str, version: str) -> dict[str, Any] | None:
+    """The decision that made `version` the champion, as the step returned it."""
+    for decision in ctx.project.metadata.gate_decisions(name, version=version, limit=5):
+        if decision.passed:
+            return dict(decision.checks)
+    return None
 
 
 def registered_version(step_name: str, registered: Any) -> tuple[str, str]:

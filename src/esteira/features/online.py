@@ -1,11 +1,19 @@
 """The online store: one SQLite table per view with the latest row of each entity (of a
 global view: its latest row), swapped whole in one transaction (readers see the old or the
-new table, never a mix), and read by key, so a request touches only its own entities."""
+new table, never a mix), and read by key, so a request touches only its own entities.
+
+Reads go through one read-only connection per thread, kept while the file is the same (a
+connection costs more than a request's lookup): SQLite reads each statement from the last
+committed state, so a swapped table is seen at the next lookup.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +29,7 @@ KEYS_PER_QUERY = 500  # well under SQLite's limit of bound parameters
 class OnlineStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._readers = threading.local()
 
     def refresh(self, view: FeatureView, table: pd.DataFrame) -> None:
         """Keep the latest row per entity of the view's offline `table` (of a global view,
@@ -55,55 +64,67 @@ class OnlineStore:
                 con.execute("ROLLBACK")
                 raise
 
-    def lookup(self, view: FeatureView, keys: pd.DataFrame) -> dict[str, list[Any]]:
-        """The stored row for each row of `keys`, as columns aligned with `keys` (None where
-        an entity has no row): the view's entities, its timestamp (as stored) and features.
-        Plain lists rather than a merge: a request has a few rows, and pandas' fixed costs
-        would be most of its latency. A global view's one row goes to every row of `keys`."""
-        if view.is_global:
-            return self._latest(view, len(keys))
-        entities = list(view.entities)
+    def lookup(self, view: FeatureView, keys: Mapping[str, Any], rows: int) -> dict[str, list[Any]]:
+        """The stored row for each of `rows` rows of entity `keys` (a DataFrame, or NumPy
+        arrays by name), as columns aligned with them (None where an entity has no row):
+        the view's entities, its timestamp (as stored) and features. Plain lists rather
+        than a merge: a request has a few rows, and pandas' fixed costs would be most of its
+        latency. A global view's one row goes to every row."""
         columns = view.columns
+        if view.is_global:
+            found = self._read(view, f'SELECT {_names(columns)} FROM "{view.name}"')
+            row = found[0] if found else (None,) * len(columns)
+            return {c: [row[j]] * rows for j, c in enumerate(columns)}
+        entities = list(view.entities)
         wanted = list(zip(*(keys[e].tolist() for e in entities), strict=True))
         # JSON numbers arrive as floats; 1545.0 and 1545 are the same dict key, as in SQL.
         distinct = list({k for k in wanted if not any(is_missing(v) for v in k)})
-        select = ", ".join(f'"{c}"' for c in columns)
-        match = "(" + ", ".join(f'"{e}"' for e in entities) + ")"
         one = "(" + ", ".join("?" * len(entities)) + ")"
         stored: dict[tuple, tuple] = {}
-        with closing(self._connect(view)) as con:
-            for start in range(0, len(distinct), KEYS_PER_QUERY):
-                chunk = distinct[start : start + KEYS_PER_QUERY]
-                sql = (
-                    f'SELECT {select} FROM "{view.name}" WHERE {match} IN '
-                    f"(VALUES {', '.join([one] * len(chunk))})"
-                )
-                for row in con.execute(sql, [v for key in chunk for v in key]):
-                    stored[row[: len(entities)]] = row
+        for start in range(0, len(distinct), KEYS_PER_QUERY):
+            chunk = distinct[start : start + KEYS_PER_QUERY]
+            sql = (
+                f'SELECT {_names(columns)} FROM "{view.name}" WHERE ({_names(entities)}) IN '
+                f"(VALUES {', '.join([one] * len(chunk))})"
+            )
+            for row in self._read(view, sql, [v for key in chunk for v in key]):
+                stored[row[: len(entities)]] = row
         empty = (None,) * len(columns)
-        rows = [stored.get(k, empty) for k in wanted]
-        return {c: [row[j] for row in rows] for j, c in enumerate(columns)}
+        found = [stored.get(k, empty) for k in wanted]
+        return {c: [row[j] for row in found] for j, c in enumerate(columns)}
 
-    def _latest(self, view: FeatureView, rows: int) -> dict[str, list[Any]]:
-        select = ", ".join(f'"{c}"' for c in view.columns)
-        with closing(self._connect(view)) as con:
-            found = con.execute(f'SELECT {select} FROM "{view.name}"').fetchone()
-        row = found or (None,) * len(view.columns)
-        return {c: [row[j]] * rows for j, c in enumerate(view.columns)}
+    def _read(self, view: FeatureView, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
+        try:
+            return self._reader(view).execute(sql, parameters).fetchall()
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e):
+                raise
+            raise FeatureError(
+                f"view '{view.name}' is not in the online store: materialize it"
+            ) from None
 
-    def _connect(self, view: FeatureView) -> sqlite3.Connection:
-        if not self.path.exists():
+    def _reader(self, view: FeatureView) -> sqlite3.Connection:
+        """This thread's read-only connection, opened again when the file is another one
+        (replaced, or deleted and made again: its inode or change time differ)."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
             raise FeatureError(
                 f"the online store is empty ({self.path}): materialize view '{view.name}'"
-            )
+            ) from None
+        identity = (stat.st_dev, stat.st_ino, stat.st_ctime_ns)
+        held = getattr(self._readers, "held", None)
+        if held is not None and held[0] == identity:
+            return held[1]
+        if held is not None:
+            held[1].close()
         con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
-        found = con.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (view.name,)
-        ).fetchone()
-        if found is None:
-            con.close()
-            raise FeatureError(f"view '{view.name}' is not in the online store: materialize it")
+        self._readers.held = (identity, con)
         return con
+
+
+def _names(columns: Sequence[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
 
 
 def is_missing(value: Any) -> bool:

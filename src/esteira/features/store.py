@@ -12,16 +12,19 @@ so a model is trained and served on features computed the same way.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from esteira.errors import NotFound
 from esteira.features.definitions import FeatureError, FeatureService, FeatureView
 from esteira.features.online import OnlineStore, is_missing
+from esteira.times import NAT, iso_ns
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from esteira.lake import Lake
@@ -140,12 +143,12 @@ class FeatureStore:
                 )
             keys = pd.DataFrame(index=range(len(at) if isinstance(at, pd.Series) else 1))
         columns = {e: keys[e].to_numpy() for e in view.entities}
-        return pd.DataFrame(columns | self._online_values(view, keys, at))
+        return pd.DataFrame(columns | self._online_values(view, keys, len(keys), at))
 
     def _online_values(
-        self, view: FeatureView, keys: pd.DataFrame, at: datetime | pd.Series | None
+        self, view: FeatureView, keys: Mapping[str, Any], rows: int, at: Any
     ) -> dict[str, list[Any]]:
-        found = self.online_store.lookup(view, keys)
+        found = self.online_store.lookup(view, keys, rows)
         features = {f: found[f] for f in view.features}
         if view.timestamp:
             usable = _usable(view, found[view.timestamp], at)
@@ -154,44 +157,84 @@ class FeatureStore:
         return features
 
     def serving_set(
-        self, service: FeatureService, requests: pd.DataFrame
+        self, service: FeatureService, requests: pd.DataFrame | Mapping[str, Any]
     ) -> tuple[pd.DataFrame, dict[str, list[bool]]]:
-        """Requests (the service's request fields) with their online features (empty where
-        none is fresh) and derived columns; and per view, which rows it had no value for."""
+        """Requests (the service's request fields: a DataFrame, or arrays by name as a
+        DataFrame takes them, times tz-aware) with their online features (empty where none
+        is fresh) and derived columns; and per view, which rows it had no value for."""
         import pandas as pd
 
         _require_fields(service, requests)
-        requests = requests.reset_index(drop=True)
+        if isinstance(requests, pd.DataFrame):
+            rows = len(requests)
+            columns = {c: requests[c].to_numpy() for c in requests.columns}
+        else:  # the service's own: no frame to build before the one `derive` takes
+            columns = dict(requests)
+            rows = len(next(iter(columns.values()), ()))
         at = requests[service.at] if service.at else None
-        columns: dict[str, Any] = {c: requests[c].to_numpy() for c in requests.columns}
         missed = {}
         for view in service.views:
-            found = self._online_values(view, requests, at)
-            rows = zip(*found.values(), strict=True)
-            missed[view.name] = [all(is_missing(v) for v in row) for row in rows]
+            found = self._online_values(view, requests, rows, at)
+            values = zip(*found.values(), strict=True)
+            missed[view.name] = [all(is_missing(v) for v in row) for row in values]
             columns |= found
         return service.apply_derive(pd.DataFrame(columns)), missed
 
 
-def _usable(view: FeatureView, observed: list[Any], at: datetime | pd.Series | None) -> Any:
-    """Per row: observed at or before `at` and, with a TTL, not longer before it."""
-    import pandas as pd
+def _usable(view: FeatureView, observed: list[Any], at: Any) -> Any:
+    """Per row: observed at or before `at` and, with a TTL, not longer before it. Compared
+    in integer nanoseconds when every time fits them (a request's few rows cost pandas'
+    fixed costs otherwise), else as pandas compares them."""
+    seen, when = _stored_ns(observed), _instants(at, len(observed))
+    if seen is not None and when is not None:
+        usable = (seen <= when) & (seen != NAT) & (when != NAT)
+        ttl: Any = view.ttl // timedelta(microseconds=1) * 1000 if view.ttl else None
+    else:
+        import pandas as pd
 
-    seen = pd.DatetimeIndex(pd.to_datetime(observed, utc=True, format="ISO8601"))
-    when = pd.Timestamp.now(tz="UTC") if at is None else pd.to_datetime(at, utc=True)
-    if isinstance(when, pd.Series):
-        when = pd.DatetimeIndex(when)
-    usable = seen <= when
-    if view.ttl:
-        usable &= when - seen <= view.ttl
+        seen = pd.DatetimeIndex(pd.to_datetime(observed, utc=True, format="ISO8601"))
+        when = pd.Timestamp.now(tz="UTC") if at is None else pd.to_datetime(at, utc=True)
+        if isinstance(when, pd.Series):
+            when = pd.DatetimeIndex(when)
+        usable, ttl = seen <= when, view.ttl
+    if ttl:
+        usable &= when - seen <= ttl
     return usable
 
 
-def _require_fields(service: FeatureService, frame: pd.DataFrame) -> None:
-    missing = [f for f in service.fields if f not in frame.columns]
+def _stored_ns(observed: list[Any]) -> np.ndarray | None:
+    """The online store's observation times (as written from a datetime column; None for
+    no row) in nanoseconds; None if one is in another form."""
+    import numpy as np
+
+    ns = [NAT if v is None else iso_ns(v) if isinstance(v, str) else None for v in observed]
+    return None if None in ns else np.array(ns, dtype="int64")
+
+
+def _instants(at: Any, rows: int) -> np.ndarray | None:
+    """`at` (a time, or one per row; None for now) in nanoseconds, one per row; None if
+    one is beyond what nanoseconds hold."""
+    import numpy as np
+    import pandas as pd
+
+    if at is None:
+        return np.full(rows, time.time_ns(), dtype="int64")
+    when = at if isinstance(at, pd.DatetimeIndex) and at.tz else pd.to_datetime(at, utc=True)
+    try:
+        if isinstance(when, pd.Timestamp):
+            return np.full(rows, when.as_unit("ns").value, dtype="int64")
+        if not isinstance(when, pd.DatetimeIndex):
+            when = pd.DatetimeIndex(when)
+        return when.as_unit("ns").asi8
+    except pd.errors.OutOfBoundsDatetime:
+        return None
+
+
+def _require_fields(service: FeatureService, frame: pd.DataFrame | Mapping[str, Any]) -> None:
+    missing = [f for f in service.fields if f not in frame]
     if missing:
         raise FeatureError(
-            f"feature service '{service.name}' needs columns {missing}; got {list(frame.columns)}"
+            f"feature service '{service.name}' needs columns {missing}; got {list(frame)}"
         )
 
 

@@ -1,9 +1,10 @@
 """The step cache: keys, hit validation, and listing and pruning what it holds.
 
 A key covers the step's name and code, its parameters and the content hashes of its
-inputs. A recorded execution with that key is reused only while its artifacts exist and
-the lake tables it read are still at the versions it read, so a pruned store or new data
-turns a hit into a rerun rather than a wrong answer.
+inputs. A recorded execution with that key is reused only while its artifacts exist with
+their sizes and the lake tables it read are still at the versions it read, so a pruned or
+changed store or new data turns a hit into a rerun rather than a wrong answer. A hit whose
+registered model versions the registry lost is an error that says how to start again.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from esteira.artifacts import ArtifactRef, artifact_ref
-from esteira.errors import PipelineDefinitionError
+from esteira.errors import EsteiraError, PipelineDefinitionError
 from esteira.metadata import PipelineRun, StepIO, StepRun, utcnow
 
 if TYPE_CHECKING:
     from esteira.pipelines.step import Step
     from esteira.project import Project
+
+
+class RegistryChanged(EsteiraError):
+    """A cached step's registered model versions are gone from the registry."""
 
 
 def cache_key(
@@ -53,8 +58,17 @@ def valid_hit(project: Project, key: str) -> StepRun | None:
     hit = project.metadata.cached_step(key)
     if hit is None:
         return None
-    if not all(artifact_ref(io).exists() for io in hit.outputs()):
-        return None
+    if not all(artifact_ref(io).intact() for io in hit.outputs()):
+        return None  # pruned, or changed on disk: the step runs again
+    registered = [(m.name, m.version, m.mlflow_run_id) for m in hit.models]
+    gone = project.tracker.missing_versions(registered) if registered else []
+    if gone:  # a silent rerun would register anew while later steps stay cached
+        name, version, _ = gone[0]
+        raise RegistryChanged(
+            f"model '{name}' version {version}, which step '{hit.step}' registered, is no "
+            f"longer in the registry ({project.tracker.registry_uri}), or is another model "
+            "there now: rerun with --no-cache to train and register again"
+        )
     current = {t.table: project.lake.version(t.table) for t in hit.tables}
     written = {t.table for t in hit.tables if t.mode == "write"}
     for t in hit.tables:

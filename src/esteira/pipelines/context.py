@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from esteira.summaries.profile import Profile
     from esteira.tracking import RegisteredModel, Tracker
     from esteira.validation.data import ValidationReport
+    from esteira.validation.history import BatchHistory
     from esteira.validation.model import Decision
 
 
@@ -203,11 +204,19 @@ class Context:
         batch: str,
         batch_column: str = "batch",
         reference: Profile | None = None,
+        label: str | None = None,
+        pending: pd.DataFrame | None = None,
     ) -> ValidationReport:
         """Validate a new batch of `table` before it lands.
 
         The reference is the profile of the table's last `reference_batches` batches before
-        this one (`[validation]` in esteira.toml), or `reference`. The figures go to MLflow.
+        this one (`[validation]` in esteira.toml), or `reference`; every earlier batch gives
+        the history a batch is judged by as well (row counts, where means may lie after a
+        gap, spreads, signs, periods). With `label` (by default `[ct] label`, when the batch
+        has that column) the label is checked too: not constant, classes in proportion, no
+        column that suddenly predicts it. `pending`: rows of batches validated but not landed
+        yet (a run's earlier batches, when it lands them all only once all passed), taken as
+        if they were in the table. The figures go to MLflow.
         A failing batch is kept in the lake's quarantine table, an alert is recorded, and
         `DataValidationError` stops the step, so nothing downstream (training) runs on it.
         A table's first batch has nothing to be compared with and passes (on record). A table
@@ -218,12 +227,18 @@ class Context:
         from esteira.validation.data import DataValidationError, ValidationReport, validate
 
         config = self.project.settings.validation
+        default_label = self.project.settings.ct.label
+        label = label or (default_label if default_label in df.columns else None)
+        history = None
         if reference is None:
-            reference = self._recent_profile(table, batch_column, batch, config.reference_batches)
+            found = self._reference(table, batch_column, batch, config.reference_batches, label,
+                                    pending)  # fmt: skip
+            reference, history = found or (None, None)
         if reference is None:  # still on record: the battery checks every ingest validated
             report = ValidationReport(len(df), 0)
         else:
-            report = validate(df.drop(columns=[batch_column], errors="ignore"), reference, config)
+            batch_rows = df.drop(columns=[batch_column], errors="ignore")
+            report = validate(batch_rows, reference, config, history)
             self.log_metrics({f"{table}.{k}": v for k, v in report.metrics().items()})
         stored = self.project.artifacts.save(report.to_dict() | {"table": table, "batch": batch})
         self.record.reports[f"validation/{table}/{batch}"] = stored
@@ -241,24 +256,40 @@ class Context:
         )
         raise DataValidationError(f"batch {batch} of {table}", report, QUARANTINE_TABLE)
 
-    def _recent_profile(
-        self, table: str, batch_column: str, batch: str, how_many: int
-    ) -> Profile | None:
-        from esteira.batches import batches_before
-        from esteira.summaries.profile import infer_profile
+    def _reference(
+        self,
+        table: str,
+        batch_column: str,
+        batch: str,
+        how_many: int,
+        label: str | None,
+        pending: pd.DataFrame | None,
+    ) -> tuple[Profile, BatchHistory] | None:
+        """The profile of the last `how_many` batches before `batch` and the history of all
+        the batches before it (the table's, with `pending` ones over those they replace);
+        for a table without batches, of the rows it holds."""
+        import pandas as pd
 
-        if not self.lake.exists(table):
-            return None
-        if batch_column not in (f.name for f in self.lake.open(table).schema().fields):
-            return infer_profile(self.read_table(table))
-        labels, _ = self.lake.read(table, columns=[batch_column])
-        present = labels[batch_column].dropna().unique()
-        earlier = batches_before(present, batch, self.project.settings.ct.batch_period)
-        earlier = earlier[-how_many:]
+        from esteira.batches import batches_before
+        from esteira.validation.history import reference_of, whole_table
+
+        exists = self.lake.exists(table)
+        if exists and batch_column not in (f.name for f in self.lake.open(table).schema().fields):
+            return whole_table(self.read_table(table), label)
+        pending = pending if pending is not None else pd.DataFrame(columns=[batch_column])
+        landed = self.lake.read(table, columns=[batch_column])[0] if exists else pending[:0]
+        present = set(landed[batch_column].dropna()) | set(pending[batch_column].dropna())
+        period = self.project.settings.ct.batch_period
+        earlier = batches_before(present, batch, period)
         if not earlier:
             return None
-        rows = self.read_table(table, filters=[(batch_column, "in", earlier)])
-        return infer_profile(rows.drop(columns=[batch_column]))
+        replaced = set(pending[batch_column])
+        from_table = [b for b in earlier if b not in replaced]
+        parts = [pending[pending[batch_column].isin(earlier)]]
+        if from_table:
+            parts.insert(0, self.read_table(table, filters=[(batch_column, "in", from_table)]))
+        rows = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+        return reference_of(rows, batch_column, batch, how_many, period, label)
 
     def _version_read(self, table: str) -> int | None:
         versions = [v for mode, t, v in self.record.tables if t == table and mode == "read"]

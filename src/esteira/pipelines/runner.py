@@ -94,13 +94,23 @@ class Runner:
         """Runs killed hard stay 'running' until a later run on this host closes them, here
         and in MLflow."""
         for dead in self.project.metadata.close_dead_runs():
-            if dead.mlflow_run_id:
-                try:
+            try:
+                if dead.mlflow_run_id:
                     self.project.tracker.end_run(dead.mlflow_run_id, "failed")
-                except Exception as e:  # MLflow's run may be gone: the record is closed
-                    logging.getLogger("esteira").warning(
-                        "could not close MLflow run %s: %s", dead.mlflow_run_id, e
-                    )
+                self._mark_orphans(dead)
+            except Exception as e:  # MLflow's run may be gone: the record is closed
+                logging.getLogger("esteira").warning(
+                    "could not close MLflow's side of dead run %s: %s", dead.id, e
+                )
+
+    def _mark_orphans(self, dead: PipelineRun) -> None:
+        """Versions the dead run registered and never recorded are never promoted."""
+        from esteira.registry import Registry
+
+        recorded = {(m.name, m.version) for step in dead.steps for m in step.models}
+        why = f"registered by run {dead.id[:12]}, whose process died before recording it"
+        for orphan in Registry(self.project).mark_orphans(dead.id, recorded, why):
+            logging.getLogger("esteira").warning("model version %s is orphaned: %s", orphan, why)
 
     def __init__(
         self, project: Project, on_event: Callable[[StepEvent], None] | None = None
@@ -128,6 +138,7 @@ class Runner:
             steps = pipeline.steps
         started = time.perf_counter()
         self._close_dead_runs()
+        self.project.artifacts.prune_temporary()  # what writers killed mid-write left
         record = PipelineRun(
             id=uuid.uuid4().hex,
             project=self.project.name,

@@ -81,8 +81,15 @@ class ServeConfig:
     """Body size and read time, header count (the connection's limits: `esteira serve`)."""
 
 
-def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastAPI:
-    """Build the service; raises NotFound when the model name is not registered at all."""
+def create_app(
+    project: Project,
+    config: ServeConfig,
+    log: Any = print,
+    metrics: ServiceMetrics | None = None,
+) -> FastAPI:
+    """Build the service; raises NotFound when the model name is not registered at all.
+    `metrics`: where to count (`esteira serve` also counts the connection's refusals
+    there)."""
     from esteira.registry import Registry
 
     Registry(project)._require_model(config.model)  # a typo fails at start, not per request
@@ -99,7 +106,7 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
     predictions = PredictionLog(project.lake, table, config.model,
                                 project.settings.home / "predlog" / table,
                                 flush_s=config.flush_s, log=log)  # fmt: skip
-    metrics = ServiceMetrics()
+    metrics = metrics or ServiceMetrics()
     slots = [s for s in (slot, shadow, canary) if s is not None]
     metrics.watch(slots, predictions if config.log_predictions else None)
     batcher = Batcher(project.features)
@@ -130,8 +137,8 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(first_load())
-        if config.log_predictions:
-            predictions.start()
+        if config.log_predictions:  # recovers what a killed service left: may take a while
+            await asyncio.to_thread(predictions.start)
         batcher.start()
         yield
         loading.cancel()
@@ -247,8 +254,10 @@ def create_app(project: Project, config: ServeConfig, log: Any = print) -> FastA
         if not token:
             return JSONResponse({"error": f"admin is off: set {ADMIN_TOKEN_ENV} to enable it"},
                                 status_code=403)  # fmt: skip
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        bearer = scheme.lower() == "bearer"  # schemes are case-insensitive (RFC 9110)
+        # Compared whatever the scheme, so a wrong one takes as long as a wrong token.
+        if not hmac.compare_digest(given.strip().encode(), token.encode()) or not bearer:
             return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
         swapped = await asyncio.to_thread(slot.refresh, True)  # a failed version's backoff too
         current = slot.current.version if slot.current else None

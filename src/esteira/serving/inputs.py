@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from esteira.models import Column
-from esteira.serving.requests import build_frame, convert, model_frame
+from esteira.serving.requests import build_columns, build_frame, convert, model_frame
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,12 +79,13 @@ def complete(
     typed = [r.typed for r in requests]
     if not requests[0].lookup or service is None:
         return build_frame(typed, model.columns), [Completed(r.rows, {}) for r in requests]
-    served, missed = features.serving_set(service, build_frame(typed, _request_columns(service)))
+    served, missed = features.serving_set(service, build_columns(typed, _request_columns(service)))
     shares, start = [], 0
     for r in requests:
         end = start + len(r.rows)
         misses = {view: sum(flags[start:end]) for view, flags in missed.items()}
-        shares.append(Completed(served.iloc[start:end], misses))
+        alone = len(requests) == 1  # its share is all of it: no slice to make
+        shares.append(Completed(served if alone else served.iloc[start:end], misses))
         start = end
     return model_frame(served, model.columns), shares
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from esteira.serving.metrics import note_reason
@@ -31,6 +32,13 @@ if TYPE_CHECKING:
 
 
 LARGE_BODY_BYTES = 1024 * 1024
+
+Refused = Callable[[int, str], None]
+"""Told of a request refused on its connection: its status and reason."""
+
+
+def _ignore(status: int, reason: str) -> None:
+    """Nobody counts the refusals."""
 
 
 def _give_back_memory() -> None:
@@ -139,19 +147,22 @@ async def _refuse(send: Any, refused: _Refused) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def uvicorn_options(limits: ServingSection) -> dict[str, Any]:
-    """What `uvicorn.run` takes to enforce the connection-level limits."""
+def uvicorn_options(limits: ServingSection, refused: Refused = _ignore) -> dict[str, Any]:
+    """What uvicorn's `Config` takes to enforce the connection-level limits; `refused` is
+    told of each request they refuse (its status and reason)."""
     return {
-        "http": guarded_protocol(limits.max_header_bytes, limits.header_timeout_s),
+        "http": guarded_protocol(limits.max_header_bytes, limits.header_timeout_s, refused),
         "limit_concurrency": limits.max_connections,
         "timeout_keep_alive": limits.keep_alive_s,
     }
 
 
-def guarded_protocol(max_header_bytes: int, header_timeout_s: float) -> type:
+def guarded_protocol(
+    max_header_bytes: int, header_timeout_s: float, refused: Refused = _ignore
+) -> type:
     """uvicorn's httptools protocol, with a size and a time limit on a request's head
     (httptools itself has neither: a header flood is buffered whole, a trickled one waits
-    forever)."""
+    forever), and every refusal of its own told to `refused`."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -174,6 +185,9 @@ def guarded_protocol(max_header_bytes: int, header_timeout_s: float) -> type:
         def on_headers_complete(self) -> None:
             self._reading_head = False
             self._stop_head_timer()
+            limit = self.limit_concurrency  # uvicorn's test, which answers 503 itself
+            if limit is not None and max(len(self.connections), len(self.tasks)) >= limit:
+                refused(503, "too_many_connections")
             super().on_headers_complete()
 
         def data_received(self, data: bytes) -> None:
@@ -181,6 +195,7 @@ def guarded_protocol(max_header_bytes: int, header_timeout_s: float) -> type:
             if self._reading_head and not self.transport.is_closing():
                 self._head_bytes += len(data)  # all of it is head while the head is unfinished
                 if self._head_bytes > max_header_bytes:
+                    refused(431, "header_too_large")
                     self._close_with(b"431 Request Header Fields Too Large")
 
         def _start_head(self) -> None:
@@ -196,6 +211,7 @@ def guarded_protocol(max_header_bytes: int, header_timeout_s: float) -> type:
         def _head_too_slow(self) -> None:
             self._head_timer = None
             if self._reading_head and not self.transport.is_closing():
+                refused(408, "header_timeout")
                 self._close_with(b"408 Request Timeout")
 
         def _close_with(self, status: bytes) -> None:

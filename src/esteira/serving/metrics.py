@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from esteira.serving.predlog import PredictionLog
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+BEFORE_ROUTING = "none"
+"""The route label of a request refused before its path was read."""
 CLIENT_CLOSED = 499  # nginx's convention: the client left before its answer
 
 # One dict per request (each request runs in its own task, with its own context).
@@ -51,6 +53,11 @@ class ServiceMetrics:
                              registry=self.registry)  # fmt: skip
         self.misses = Counter("esteira_feature_misses", "Rows a feature view had no fresh "
                               "value for", ["view"], registry=self.registry)  # fmt: skip
+
+    def refused(self, status: int, reason: str) -> None:
+        """Count a request the connection refused before it reached the app (its head too
+        large or too slow, too many connections): no route is known yet."""
+        self.requests.labels(BEFORE_ROUTING, str(status), reason).inc()
 
     def watch(self, slots: Iterable[ModelSlot], predictions: PredictionLog | None) -> None:
         """Also report these slots and this log, read at each scrape."""

@@ -9,11 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from esteira.summaries.sketch import KnownValues
+
 if TYPE_CHECKING:
     import pandas as pd
 
 QUANTILE_BINS = 10
 TOP_CATEGORIES = 100
+MAX_SKETCH_MISSES = 0.5
+"""Past this false-positive share (about 20,000 values) a sketch no longer counts new values."""
 FINE_QUANTILES = 100
 
 
@@ -39,6 +43,9 @@ class ColumnProfile:
     categories: list[str] = field(default_factory=list)
     quantiles: list[float] = field(default_factory=list)
     """Quantiles at 0.5%, 1.5%, ..., 99.5%: a fine summary for KS and Wasserstein."""
+    known: str = ""
+    """A category column with more values than `categories` keeps: a sketch of every value
+    seen (`KnownValues`, as text), to tell how many of a batch's values are new."""
 
     @property
     def null_rate(self) -> float:
@@ -52,6 +59,26 @@ class ColumnProfile:
         observed = values.dropna().astype(str).value_counts()
         known = [int(observed.get(c, 0)) for c in self.categories]
         return np.array([*known, int(observed.sum()) - sum(known)])
+
+    def unseen_share(self, values: pd.Series) -> float | None:
+        """The share of `values` (of a category column) never seen in the reference, or None
+        when the profile cannot tell: its categories are not all there is and it has no
+        sketch (a profile written before sketches), or the sketch is too full to trust."""
+        present = values.dropna().astype(str)
+        if present.empty:
+            return None
+        if self.counts and self.counts[-1] == 0:  # every reference category is listed
+            return float((~present.isin(self.categories)).mean())
+        if not self.known:
+            return None
+        sketch = KnownValues.from_text(self.known)
+        missed = sketch.false_positive_rate()
+        if missed > MAX_SKETCH_MISSES:
+            return None
+        distinct = present.value_counts()
+        seen = sketch.contains(distinct.index)
+        # Unseen values the sketch took for seen are missing from the count: scale it up.
+        return min(float(distinct[~seen].sum() / len(present)) / (1 - missed), 1.0)
 
 
 @dataclass
@@ -102,9 +129,12 @@ def profile_column(series: pd.Series, name: str) -> ColumnProfile:
         base.quantiles = np.quantile(data, quantile_levels()).tolist()
         base.counts = np.bincount(np.searchsorted(edges, data), minlength=len(edges) + 1).tolist()
     elif kind == "categorical":
-        top = values.astype(str).value_counts().head(TOP_CATEGORIES)
+        observed = values.astype(str).value_counts()
+        top = observed.head(TOP_CATEGORIES)
         base.categories = top.index.tolist()
         base.counts = [*top.astype(int).tolist(), int(len(values) - top.sum())]
+        if len(observed) > TOP_CATEGORIES:
+            base.known = KnownValues.of(observed.index).to_text()
     else:
         base.minimum = float(values.min().timestamp())
         base.maximum = float(values.max().timestamp())

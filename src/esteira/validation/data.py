@@ -1,36 +1,38 @@
-"""Validate a batch against a reference profile: schema skew and value skew.
+"""Validate a batch against a reference profile and its table's history: schema skew,
+value skew, and the batch as a whole.
 
 Each check yields a finding with a severity. `error` findings fail the batch: missing
-columns, changed types, a null-rate jump, a flood of unseen categories or out-of-range
-values, a mean shifted by many reference standard deviations. Distribution distances
-(PSI for numbers, Jensen-Shannon for categories) are reported for every column and only
-`warn` by default: seasons move distributions (July's temperatures are 5 standard
-deviations above January-March's), which is drift for retraining to follow, not broken
-data. Set `block_on_drift = true` to make them fail the batch too.
+columns, changed types, too few or too many rows, duplicated rows, date-times outside the
+batch's period, a null-rate jump, a flood of unseen categories (a sketch of known values
+covers columns with many), most values out of range, a mean outside what history allows,
+a spread or a share of negative values history never had, and, when the batch carries the
+label, a constant label, classes out of proportion, or a column that suddenly predicts it
+(rows.py, shifts.py, labels.py). Distribution distances (PSI for numbers, Jensen-Shannon
+for categories) are reported for every column and only `warn` by default: seasons move
+distributions (July's temperatures are 5 standard deviations above January-March's), which
+is drift for retraining to follow, not broken data. Set `block_on_drift = true` to make
+them fail the batch too.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from esteira.config import Thresholds, ValidationConfig
 from esteira.errors import EsteiraError
 from esteira.summaries.distances import js_distance, psi
 from esteira.summaries.profile import ColumnProfile, Profile, column_kind
+from esteira.validation.findings import BATCH, Finding, over_limit
+from esteira.validation.history import BatchHistory, ColumnHistory
+from esteira.validation.labels import label_checks
+from esteira.validation.rows import row_checks
+from esteira.validation.shifts import shift_checks
 
 if TYPE_CHECKING:
     import pandas as pd
 
-
-@dataclass
-class Finding:
-    column: str
-    check: str
-    severity: Literal["error", "warn", "ok"]
-    value: float | None
-    threshold: float | None
-    message: str
+__all__ = ["DataValidationError", "Finding", "ValidationReport", "validate"]
 
 
 @dataclass
@@ -55,9 +57,12 @@ class ValidationReport:
         return [f"{f.column}: {f.message}" for f in self.errors]
 
     def metrics(self) -> dict[str, float]:
-        """Per-column figures for MLflow, e.g. `validation.psi.temp`."""
+        """Per-column figures for MLflow, e.g. `validation.psi.temp`; the batch's own, e.g.
+        `validation.row_ratio`."""
         out = {
-            f"validation.{f.check}.{f.column}": f.value
+            f"validation.{f.check}" if f.column == BATCH else f"validation.{f.check}.{f.column}": (
+                f.value
+            )
             for f in self.findings
             if f.value is not None
         }
@@ -85,10 +90,18 @@ class DataValidationError(EsteiraError):
         super().__init__(f"{what} failed data validation{where}:\n  - {reasons}")
 
 
-def validate(df: pd.DataFrame, reference: Profile, config: ValidationConfig) -> ValidationReport:
-    """Check `df` against `reference`; never raises for bad data, reports it."""
+def validate(
+    df: pd.DataFrame,
+    reference: Profile,
+    config: ValidationConfig,
+    history: BatchHistory | None = None,
+) -> ValidationReport:
+    """Check `df` against `reference` and, when given, its table's `history` (else what
+    the profile alone tells); never raises for bad data, reports it."""
+    history = history or BatchHistory.of_profile(reference)
     report = ValidationReport(len(df), reference.rows)
     add = report.findings.append
+    report.findings.extend(row_checks(df, history, config))
     expected = {n: c for n, c in reference.columns.items() if n not in config.ignore_columns}
     for name, ref in expected.items():
         if name not in df.columns:
@@ -99,21 +112,30 @@ def validate(df: pd.DataFrame, reference: Profile, config: ValidationConfig) -> 
             message = f"is {kind} ({df[name].dtype}), expected {ref.kind}"
             add(Finding(name, "type", "error", None, None, message))
             continue
-        report.findings.extend(_value_checks(df[name], ref, config.for_column(name)))
+        numbers = history.numbers.get(name)
+        report.findings.extend(_value_checks(df[name], ref, numbers, history.gap,
+                                             config.for_column(name)))  # fmt: skip
+    report.findings.extend(label_checks(df, history, config))
     if config.extra_columns != "ignore":
         for name in sorted(set(df.columns) - set(reference.columns) - set(config.ignore_columns)):
             add(Finding(name, "extra", config.extra_columns, None, None, "not in the reference"))
     return report
 
 
-def _value_checks(values: pd.Series, ref: ColumnProfile, limits: Thresholds) -> list[Finding]:
+def _value_checks(
+    values: pd.Series,
+    ref: ColumnProfile,
+    history: ColumnHistory | None,
+    gap: int,
+    limits: Thresholds,
+) -> list[Finding]:
     findings = [
-        _limit(
+        over_limit(
             ref.name,
             "null_rate_increase",
             float(values.isna().mean()) - ref.null_rate,
             limits.max_null_rate_increase,
-            "null rate rose by {value:.1%} (limit {limit:.1%})",
+            "null rate rose by {value:.1%} (limit {limit:.1%}); did the source lose it?",
         )
     ]
     present = values.dropna()
@@ -122,42 +144,25 @@ def _value_checks(values: pd.Series, ref: ColumnProfile, limits: Thresholds) -> 
     drift = "error" if limits.block_on_drift else "warn"
     if ref.kind == "numeric":
         data = present.to_numpy(dtype=float)
-        outside = float(((data < ref.minimum) | (data > ref.maximum)).mean())
-        shift = abs(float(data.mean()) - ref.mean) / max(ref.std or 0.0, 1e-12)
-        findings += [
-            _limit(ref.name, "out_of_range_rate", outside, limits.max_out_of_range_rate,
-                   "{value:.1%} of values outside the reference range (limit {limit:.1%})"),
-            _limit(ref.name, "mean_shift_std", shift, limits.max_mean_shift_std,
-                   "mean moved {value:.1f} reference standard deviations (limit {limit})"),
-            _limit(ref.name, "psi", psi(ref.counts, ref.bin_counts(present)), limits.max_psi,
-                   "distribution changed: PSI {value:.3f} (limit {limit})", drift),
-        ]  # fmt: skip
+        if history is not None:
+            findings += shift_checks(data, ref, history, gap, limits)
+        findings.append(
+            over_limit(ref.name, "psi", psi(ref.counts, ref.bin_counts(present)), limits.max_psi,
+                       "distribution changed: PSI {value:.3f} (limit {limit})", drift)
+        )  # fmt: skip
     elif ref.kind == "categorical":
-        current = ref.bin_counts(present)
-        if ref.counts[-1] == 0:  # every reference category is known: unseen ones mean something
-            unseen = current[-1] / current.sum()
+        unseen = ref.unseen_share(present)
+        if unseen is not None:  # the reference knows every category, or has a sketch of them
             findings.append(
-                _limit(ref.name, "unseen_category_rate", float(unseen),
-                       limits.max_unseen_category_rate,
-                       "{value:.1%} of values are categories never seen (limit {limit:.1%})")
+                over_limit(ref.name, "unseen_category_rate", unseen,
+                           limits.max_unseen_category_rate,
+                           "{value:.1%} of values are categories never seen (limit "
+                           "{limit:.1%}); recoded or from another source?")
             )  # fmt: skip
         findings.append(
-            _limit(ref.name, "js", js_distance(ref.counts, current), limits.max_js,
-                   "category frequencies changed: Jensen-Shannon {value:.3f} (limit {limit})",
-                   drift)
+            over_limit(ref.name, "js", js_distance(ref.counts, ref.bin_counts(present)),
+                       limits.max_js,
+                       "category frequencies changed: Jensen-Shannon {value:.3f} (limit {limit})",
+                       drift)
         )  # fmt: skip
     return findings
-
-
-def _limit(
-    column: str, check: str, value: float, limit: float, message: str, severity: str = "error"
-) -> Finding:
-    over = value > limit
-    return Finding(
-        column,
-        check,
-        severity if over else "ok",  # type: ignore[arg-type]
-        round(value, 6),
-        limit,
-        message.format(value=value, limit=limit) if over else "ok",
-    )

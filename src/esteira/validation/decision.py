@@ -35,6 +35,9 @@ class Evidence:
     segments: dict[str, dict[str, Any]] = field(default_factory=dict)
     """segment value -> rows, challenger and champion value of the gate metric"""
     compatibility: dict[str, Any] | None = None
+    tolerance_spent: float = 0.0
+    """How much of `[gates] tolerance` the champion and the champions it replaced within
+    the tolerance already took (0 for a champion that was better, or promoted by hand)."""
 
 
 @dataclass

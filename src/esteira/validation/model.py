@@ -63,15 +63,23 @@ def champion_gate(e: Evidence, config: GatesConfig) -> Check:
         reason = f"{name} of champion v{e.champion_version} could not be computed on the test data"
         return Check("versus_champion", False, reason)
     worse = metric(name).worse_by(ours, theirs)
+    # The tolerance is one budget for a chain of promotions, each a little worse than the
+    # one before, not a fresh allowance each time: the champion would slide without bound.
+    allowed = max(0.0, config.tolerance - e.tolerance_spent)
     figures = {
         "metric": name,
         "challenger": ours,
         "champion": theirs,
         "tolerance": config.tolerance,
+        "tolerance_spent": max(0.0, e.tolerance_spent + worse),  # carried if promoted
     }
     text = f"{name} {ours:.4f} vs champion v{e.champion_version} {theirs:.4f}"
-    if worse > config.tolerance:
-        return Check("versus_champion", False, f"{text}: worse by {worse:.4f}", figures)
+    if worse > allowed:
+        why = f"{text}: worse by {worse:.4f}"
+        if e.tolerance_spent > 0:
+            why += (f" (tolerance {config.tolerance:g}, of which v{e.champion_version} and "
+                    f"those it replaced within it took {e.tolerance_spent:.4f})")  # fmt: skip
+        return Check("versus_champion", False, why, figures)
     return Check("versus_champion", True, text, figures)
 
 
@@ -165,11 +173,23 @@ def gather(
     evidence.undefined = {
         n: why_undefined(n, y, ours) for n in names if n not in evidence.challenger
     }
+    if champion_version is not None:
+        evidence.tolerance_spent = _tolerance_spent(project, name, champion_version)
     if config.segment and comparable:
         evidence.segments = _segments(test, config, key, threshold, y, ours, theirs)
     if config.check_compatibility:
         evidence.compatibility = check_compatibility(project, f"models:/{name}/{version}", config)
     return evidence
+
+
+def _tolerance_spent(project: Project, name: str, champion: str) -> float:
+    """What the champion's own passing gate decision carried (0 if it had none here)."""
+    for decision in project.metadata.gate_decisions(name, version=champion, limit=5):
+        if decision.passed:
+            checks = decision.checks.get("checks", [])
+            found = [c for c in checks if c.get("name") == "versus_champion"]
+            return float(found[0].get("figures", {}).get("tolerance_spent", 0.0)) if found else 0.0
+    return 0.0
 
 
 def _segments(
