@@ -10,12 +10,16 @@ sides of the champion's alias move. After each kill a plain rerun must complete,
 - MLflow's champion is the one the alias history ends with, no move is left half-done,
   and a version registered but never recorded is orphaned, never champion.
 
+And 22 kills at successive moments of a promotion that replaces a champion: the champion
+is always the old or the new version, and the rerun ends with a whole history.
+
 The kill is real: the run is a child process whose functions at that point call
 `os.kill(os.getpid(), SIGKILL)` (patched in by `KILLER`, not by hooks in esteira).
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +118,56 @@ from esteira.cli import main
 main()
 """
 
+PROMOTION_KILLER = """
+import functools, os, signal, sys
+from contextlib import contextmanager
+
+import mlflow
+from esteira import metadata
+from esteira.pipelines import runner
+
+nth = int(sys.argv[1])
+seen = {"promoting": False, "events": 0}
+
+def event():
+    if seen["promoting"]:
+        seen["events"] += 1
+        if seen["events"] == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+context = runner._RunState.context
+def promoting(self, step_run):
+    seen["promoting"] = step_run.step == "promote"
+    return context(self, step_run)
+runner._RunState.context = promoting
+
+session = metadata.MetadataStore.session
+@contextmanager
+def counted_session(self):
+    with session(self) as s:
+        yield s
+    event()
+metadata.MetadataStore.session = counted_session
+
+def counted(f):
+    @functools.wraps(f)
+    def call(*args, **kwargs):
+        result = f(*args, **kwargs)
+        event()
+        return result
+    return call
+for name in dir(mlflow.MlflowClient):
+    if not name.startswith("_") and callable(getattr(mlflow.MlflowClient, name)):
+        setattr(mlflow.MlflowClient, name, counted(getattr(mlflow.MlflowClient, name)))
+
+sys.argv = ["esteira", *sys.argv[2:]]
+from esteira.cli import main
+main()
+"""
+PROMOTION_EVENTS = 22
+"""Kill points in a promotion: after each of its first 22 metadata transactions and MLflow
+calls (it makes about 36 when it replaces a champion)."""
+
 RUN_STATE = "esteira.pipelines.runner:_RunState"
 POINTS = {
     **{f"start of {s}": (RUN_STATE, "context", i + 1, "after") for i, s in enumerate(STEPS)},
@@ -174,6 +228,48 @@ def test_a_kill_at_any_point_leaves_a_consistent_store_and_a_rerun_completes(
                 assert _hash_path(Path(io.uri.removeprefix("file://")))[0] == io.hash, io.uri
     for table in project.lake.tables():
         project.lake.read(table)
+    _check_the_registry(project, runs)
+
+
+@pytest.fixture(scope="module")
+def with_a_champion(tmp_path_factory) -> Path:
+    """The pipeline run once: version 1 is champion; the next batch makes a version 2 that
+    replaces it."""
+    root = tmp_path_factory.mktemp("promotion") / "proj"
+    root.mkdir()
+    (root / "pipelines.py").write_text(PIPELINE)
+    (root / "esteira.toml").write_text(TOML)
+    run_pipeline(load_project(root), "flow")
+    return root
+
+
+@pytest.mark.integration  # about 6 s a point
+@pytest.mark.parametrize("nth", range(1, PROMOTION_EVENTS + 1))
+def test_a_kill_at_any_moment_of_a_promotion_leaves_one_champion_and_a_whole_history(
+    nth, with_a_champion, tmp_path
+):
+    root = tmp_path / "proj"
+    shutil.copytree(with_a_champion, root)
+    killer = tmp_path / "killer.py"
+    killer.write_text(PROMOTION_KILLER)
+    killed = subprocess.run(
+        [sys.executable, str(killer), str(nth), "run", "flow", "-p", str(root), "--param",
+         "batch=2024-02"],
+        capture_output=True, text=True, env=_env(), timeout=300,
+    )  # fmt: skip
+    assert killed.returncode == -9, f"not killed at event {nth}: {killed.stdout}{killed.stderr}"
+    project = load_project(root)
+    registry = Registry(project)
+    assert registry.by_alias("toy", CHAMPION).version in ("1", "2")  # the old or the new
+
+    rerun = run_pipeline(project, "flow", {"batch": "2024-02"})
+    assert rerun.status == "completed" and rerun.output("decision")["passed"]
+    assert registry.by_alias("toy", CHAMPION).version == "2"
+    moves = [(c.from_version, c.to_version) for c in registry.history("toy", CHAMPION)]
+    assert moves == [(None, "1"), ("1", "2")], moves  # whole, and nothing twice
+    assert project.metadata.alias_intents("toy") == []
+    runs = [project.metadata.run(r.id) for r in project.metadata.runs()]
+    assert all(r.status != "running" for r in runs)
     _check_the_registry(project, runs)
 
 
