@@ -535,14 +535,18 @@ class MetadataStore:
         pipeline_run_id: str | None = None,
         limit: int = 20,
         version: str | None = None,
+        passed: bool | None = None,
     ) -> Sequence[GateDecision]:
-        """Gate decisions, newest first, of one model (one version, one run) or all."""
+        """Gate decisions, newest first, of one model (one version, one run, only passing
+        or failing ones) or all."""
         with self.session() as s:
             q = select(GateDecision).order_by(GateDecision.id.desc()).limit(limit)
             if model:
                 q = q.where(GateDecision.model == model)
             if version is not None:
                 q = q.where(GateDecision.version == version)
+            if passed is not None:
+                q = q.where(GateDecision.passed == passed)
             if pipeline_run_id:
                 q = q.where(GateDecision.pipeline_run_id == pipeline_run_id)
             return s.scalars(q).all()

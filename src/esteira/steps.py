@@ -58,10 +58,8 @@ def promote(
 
 def _passing_decision(ctx: Context, name: str, version: str) -> dict[str, Any] | None:
     """The decision that made `version` the champion, as the step returned it."""
-    for decision in ctx.project.metadata.gate_decisions(name, version=version, limit=5):
-        if decision.passed:
-            return dict(decision.checks)
-    return None
+    found = ctx.project.metadata.gate_decisions(name, version=version, passed=True, limit=1)
+    return dict(found[0].checks) if found else None
 
 
 def registered_version(step_name: str, registered: Any) -> tuple[str, str]:

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from esteira.registry import VersionInfo
 
 RELEASE_TAG = "esteira.release"
-RUN_TAG = "esteira.pipeline_run_id"
 ROUNDS = 2  # the load alternates between the services, so a burst elsewhere hits both
 SMOKE_ROWS = 5
 
@@ -147,6 +146,8 @@ def _newest_of(registry: Any, name: str, release: str) -> str | None:
 
 def data_validation(project: Project, candidate: VersionInfo) -> Check:
     """The run that trained the candidate validated the batches it read."""
+    from esteira.registry import RUN_TAG
+
     run_id = candidate.tags.get(RUN_TAG)
     if not run_id:
         return Check(

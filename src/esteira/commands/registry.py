@@ -32,7 +32,7 @@ def models(
     from esteira.metrics import fitting
     from esteira.models import version_task
     from esteira.project import open_project
-    from esteira.registry import Registry
+    from esteira.registry import RUN_TAG, Registry
 
     opened = open_project(project)
     registry = Registry(opened)
@@ -65,7 +65,7 @@ def models(
             gated.get(v.version, "-"),
             deployed.get(v.version) or _copied(v.tags),
             *(number(v.metrics[m]) if m in v.metrics else "-" for m in present),
-            v.tags.get("esteira.pipeline_run_id", "")[:12],
+            v.tags.get(RUN_TAG, "")[:12],
             v.tags.get("esteira.code_version", "")[:8],
             data,
         )

@@ -66,14 +66,14 @@ class Controller:
     # state ---------------------------------------------------------------------------
 
     def state(self, now: datetime | None = None, newest_batch: str | None = None) -> CTState:
-        from esteira.registry import CHAMPION, Registry
+        from esteira.registry import CHAMPION, RUN_TAG, Registry
 
         champion = (
             Registry(self.project).by_alias(self.model, CHAMPION) if self._registered() else None
         )
         trained_batch, trained_at = None, None
         if champion is not None:
-            run_id = champion.tags.get("esteira.pipeline_run_id", "")
+            run_id = champion.tags.get(RUN_TAG, "")
             if run_id:
                 run = self.project.metadata.run(run_id)
                 trained = run.params.get(self.config.batch_param)

@@ -28,10 +28,10 @@ PREDICTION = "prediction"
 def training_data(project: Project, name: str, version: str, output: str) -> pd.DataFrame:
     """The `output` artifact (e.g. the training set) of the run that registered `version`."""
     from esteira.artifacts import artifact_ref
-    from esteira.registry import Registry
+    from esteira.registry import RUN_TAG, Registry
 
     info = Registry(project).version(name, version, with_metrics=False)
-    run_id = info.tags.get("esteira.pipeline_run_id")
+    run_id = info.tags.get(RUN_TAG)
     if not run_id:
         raise EsteiraError(f"version {version} of '{name}' was not registered by an esteira run")
     for step in project.metadata.run(run_id).steps:

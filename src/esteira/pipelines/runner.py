@@ -382,10 +382,12 @@ class _RunState:
         return self.mlflow_run_id
 
     def lineage_tags(self) -> dict[str, str]:
+        from esteira.registry import RUN_TAG
+
         tags = {
             "esteira.project": self.project.name,
             "esteira.pipeline": self.pipeline.name,
-            "esteira.pipeline_run_id": self.record.id,
+            RUN_TAG: self.record.id,
             "esteira.code_version": self.record.code_version,
             "esteira.git_commit": self.record.git_commit,
             "esteira.executor": self.record.executor,

@@ -184,12 +184,10 @@ def gather(
 
 def _tolerance_spent(project: Project, name: str, champion: str) -> float:
     """What the champion's own passing gate decision carried (0 if it had none here)."""
-    for decision in project.metadata.gate_decisions(name, version=champion, limit=5):
-        if decision.passed:
-            checks = decision.checks.get("checks", [])
-            found = [c for c in checks if c.get("name") == "versus_champion"]
-            return float(found[0].get("figures", {}).get("tolerance_spent", 0.0)) if found else 0.0
-    return 0.0
+    decisions = project.metadata.gate_decisions(name, version=champion, passed=True, limit=1)
+    checks = decisions[0].checks.get("checks", []) if decisions else []
+    found = [c for c in checks if c.get("name") == "versus_champion"]
+    return float(found[0].get("figures", {}).get("tolerance_spent", 0.0)) if found else 0.0
 
 
 def _segments(
