@@ -154,6 +154,14 @@ CATALOGUE = {
     "temperatures in Celsius (summer)": (
         WEATHER, ("2013-08",), None, celsius, ("temp", "out_of_range_rate"),
     ),
+    "distances in kilometres": (
+        FLIGHTS, APRIL, "dep_delay", lambda d: d.assign(distance=d.distance * 1.609344),
+        ("distance", "scale_steps"),
+    ),
+    "distances in kilometres (October)": (
+        FLIGHTS, ("2013-10",), "dep_delay", lambda d: d.assign(distance=d.distance * 1.609344),
+        ("distance", "scale_steps"),
+    ),
     "pressure in inches of mercury": (
         WEATHER, APRIL, None, lambda d: d.assign(pressure=d.pressure / 33.8639),
         ("pressure", "mean_shift_std"),

@@ -145,6 +145,33 @@ def test_a_service_gives_training_and_serving_the_same_features(store):
         store.serving_set(departure, requests.drop(columns="tailnum"))
 
 
+def test_served_features_have_the_dtypes_of_training_even_when_all_are_missing(store):
+    """The online store's columns come back typed as they were written (REAL as float64,
+    INTEGER as int64), not as pandas would guess from a request's few values: a request
+    whose every lookup misses still gets float64 columns, as training has them."""
+    known = pd.DataFrame({"scheduled_at": [T], "origin": ["JFK"], "tailnum": ["N2"]})
+    unknown = known.assign(origin=["SFO"], tailnum=["N9"])
+    trained = store.training_set(known, departure).dtypes
+    for requests in (known, unknown):
+        served = store.serving_set(departure, requests)[0].dtypes
+        assert served["temp"] == trained["temp"] == "float64"
+        assert served["heat_per_seat"] == "float64"
+    assert store.serving_set(departure, known)[0]["seats"].dtype == trained["seats"] == "int64"
+    assert store.serving_set(departure, unknown)[0]["seats"].dtype == "float64"  # NaN
+
+
+def test_typed_keeps_what_its_type_does_not_describe():
+    from esteira.features.online import typed
+
+    assert typed([1, 2], "INTEGER").dtype == "int64"
+    assert typed([1, None], "INTEGER").dtype == "float64"
+    assert typed([1.5, None], "INTEGER").tolist()[0] == 1.5  # never truncated to an int
+    assert typed([None], "REAL").dtype == "float64"
+    assert typed(["abc", 1.0], "REAL") == ["abc", 1.0]  # text left by SQLite's affinity
+    assert typed(["a", None], "TEXT") == ["a", None]
+    assert typed(["2013-01-01"], "TIMESTAMP") == ["2013-01-01"]
+
+
 @pytest.mark.parametrize(
     ("request_fields", "views", "at", "message"),
     [

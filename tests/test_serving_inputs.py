@@ -30,6 +30,7 @@ from esteira.serving.requests import (
     BadRequest,
     build_frame,
     convert,
+    model_frame,
     parse,
     parse_time,
 )
@@ -480,6 +481,21 @@ def test_rows_convert_the_same_alone_and_together(rows):
         return
     expected = pd.concat(alone, ignore_index=True)
     pd.testing.assert_frame_equal(together, expected)
+
+
+def test_a_service_frame_becomes_the_model_frame_in_one_selection_when_typed_already():
+    """Numbers of another width go to the model as they are (it reads the same values); a
+    column of another kind, pandas' nullable integers or repeated labels are converted."""
+    columns = [Column("n", "double", True), Column("s", "string", True)]
+    frame = pd.DataFrame({"extra": [1.0], "s": ["a"], "n": pd.array([3], dtype="int32")})
+    chosen = model_frame(frame, columns)
+    assert list(chosen.columns) == ["n", "s"] and chosen["n"].dtype == "int32"
+    nullable = frame.assign(n=pd.array([None], dtype="Int64"))
+    assert model_frame(nullable, columns)["n"].dtype == "float64"
+    as_objects = frame.assign(s=pd.Series(["a"], dtype=object))
+    assert model_frame(as_objects, columns)["s"].tolist() == ["a"]
+    repeated = pd.concat([frame, frame[["extra"]]], axis=1)
+    assert list(model_frame(repeated, columns).columns) == ["n", "s"]
 
 
 TIMES = st.builds(

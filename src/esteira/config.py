@@ -160,6 +160,11 @@ class Thresholds(_Section):
     """A number column fails when its spread (mean absolute deviation from the median) is
     more than this many times larger than the largest of the earlier batches', or smaller
     than their smallest: a change of units (x60, x1000) or a column gone constant."""
+    max_scale_steps: float = 8.0
+    """A number column fails when its mean and its spread both moved the same way, each
+    beyond its earlier batches' range by more than this many times the most history ever
+    moved it per batch (with 3 earlier batches at least): a change of units by a factor a
+    season never makes to that column (miles to km, x1.6, on a distance)."""
     max_negative_rate: float = 0.05
     """A number column whose earlier batches had at most this share of negative values fails
     when a batch has more (30% negative distances, temperatures in Celsius in winter)."""

@@ -93,6 +93,16 @@ class OnlineStore:
         found = [stored.get(k, empty) for k in wanted]
         return {c: [row[j] for row in found] for j, c in enumerate(columns)}
 
+    def declared(self, view: FeatureView) -> dict[str, str]:
+        """The view's columns' SQLite types as the table was written (pandas' `to_sql`
+        declares the frame's dtypes: REAL, INTEGER, TEXT, TIMESTAMP)."""
+        con = self._reader(view)
+        known = self._readers.declared
+        if view.name not in known:
+            info = con.execute(f'PRAGMA table_info("{view.name}")').fetchall()
+            known[view.name] = {row[1]: str(row[2]).upper() for row in info}
+        return known[view.name]
+
     def _read(self, view: FeatureView, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
         try:
             return self._reader(view).execute(sql, parameters).fetchall()
@@ -120,11 +130,30 @@ class OnlineStore:
             held[1].close()
         con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
         self._readers.held = (identity, con)
+        self._readers.declared = {}  # a changed file may hold other tables
         return con
 
 
 def _names(columns: Sequence[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
+
+
+def typed(values: list[Any], declared: str | None) -> Any:
+    """Numbers read from a column of SQLite type `declared` as the frame column the same
+    data has offline, built directly (pandas' inference costs more than a request's lookup,
+    and for a column of only missing values it guesses object): REAL as float64 with NaN,
+    INTEGER as int64 (float64 with a missing value). Other types, or a value its type's
+    affinity left as it was (text in a REAL column), as the list, for pandas to infer."""
+    import numpy as np
+
+    if declared == "INTEGER" and all(type(v) is int for v in values):
+        return np.array(values, dtype="int64")  # SQLite's integers are 64-bit
+    if declared in ("INTEGER", "REAL", "FLOAT", "DOUBLE"):
+        try:
+            return np.array([math.nan if v is None else v for v in values], dtype="float64")
+        except (TypeError, ValueError):
+            return values
+    return values
 
 
 def is_missing(value: Any) -> bool:

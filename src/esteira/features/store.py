@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from esteira.errors import NotFound
 from esteira.features.definitions import FeatureError, FeatureService, FeatureView
-from esteira.features.online import OnlineStore, is_missing
+from esteira.features.online import OnlineStore, is_missing, typed
 from esteira.times import NAT, iso_ns
 
 if TYPE_CHECKING:
@@ -177,7 +177,8 @@ class FeatureStore:
             found = self._online_values(view, requests, rows, at)
             values = zip(*found.values(), strict=True)
             missed[view.name] = [all(is_missing(v) for v in row) for row in values]
-            columns |= found
+            declared = self.online_store.declared(view)
+            columns |= {f: typed(v, declared.get(f)) for f, v in found.items()}
         return service.apply_derive(pd.DataFrame(columns)), missed
 
 

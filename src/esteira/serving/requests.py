@@ -236,19 +236,36 @@ def build_frame(parts: list[dict[str, np.ndarray]], columns: list[Column]) -> pd
 
 
 def model_frame(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
-    """The model's `columns` of a frame built by a feature service, typed as
-    `build_frame`."""
+    """The model's `columns` of a frame built by a feature service, typed as `build_frame`
+    (numbers of another width or integers as they are: the model reads them as the same
+    values)."""
     import pandas as pd
 
     from esteira.features import FeatureError
 
-    # All columns in one pass: a column by name would first index the frame's labels.
-    produced = dict(frame.items())
-    missing = [c.name for c in columns if c.name not in produced]
+    kinds = dict(zip(frame.columns, frame.dtypes, strict=True))
+    missing = [c.name for c in columns if c.name not in kinds]
     if missing:
         raise FeatureError(f"the feature service produced no column {missing} the model needs")
+    if frame.columns.is_unique and all(_suits(kinds[c.name], c.kind) for c in columns):
+        position = {name: i for i, name in enumerate(kinds)}  # no conversion: one selection
+        return frame.take([position[c.name] for c in columns], axis=1)
+    # All columns in one pass: a column by name would first index the frame's labels.
+    produced = dict(frame.items())
     data = {c.name: _typed(produced[c.name], c.kind) for c in columns}
     return pd.DataFrame(data, copy=False)
+
+
+def _suits(dtype: Any, kind: str) -> bool:
+    """A column of this dtype needs no conversion to be of this kind."""
+    import numpy as np
+    import pandas as pd
+
+    if kind in NUMBER_KINDS:  # NumPy's, not pandas' nullable ones (pd.NA)
+        return isinstance(dtype, np.dtype) and dtype.kind in "iuf"
+    if kind == "datetime":
+        return isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC"
+    return dtype == _inferred_strings()
 
 
 def _typed(values: pd.Series, kind: str) -> Any:
@@ -260,10 +277,10 @@ def _typed(values: pd.Series, kind: str) -> Any:
     if kind in NUMBER_KINDS:
         return values.to_numpy(dtype="float64")
     if kind == "datetime":
-        if isinstance(values.dtype, pd.DatetimeTZDtype) and str(values.dtype.tz) == "UTC":
+        if _suits(values.dtype, kind):
             return values.array
         return pd.DatetimeIndex(pd.to_datetime(values, utc=True, format="ISO8601"))
-    if values.dtype == _inferred_strings():
+    if _suits(values.dtype, kind):
         return values.array
     return np.asarray(values, dtype=object)
 

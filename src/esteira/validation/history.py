@@ -11,6 +11,7 @@ how far history lets a column move in four months, not by the three months befor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from esteira.summaries.profile import Profile, column_kind, infer_profile
 from esteira.validation.labels import label_bins, predictive_power
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 
@@ -33,6 +35,9 @@ class ColumnHistory:
     negative_shares: list[float]
     drift: float = 0.0
     """The most the mean moved from one batch to the next, per batch period."""
+    spread_drift: float = 0.0
+    """The most the spread moved from one batch to the next, per batch period, as a
+    factor's logarithm (0.1: by 10%); 0 when a spread was 0."""
 
 
 @dataclass
@@ -126,7 +131,9 @@ def _numbers(batches: list[pd.DataFrame], positions: list[int]) -> dict[str, Col
         if not figures:
             continue
         means, spreads, negatives = (list(x) for x in zip(*figures, strict=True))
-        out[name] = ColumnHistory(means, spreads, negatives, _drift(means, positions))
+        factors = [math.log(s) for s in spreads] if min(spreads) > 0 else []
+        out[name] = ColumnHistory(means, spreads, negatives, _drift(means, positions),
+                                  _drift(factors, positions))  # fmt: skip
     return out
 
 
@@ -134,10 +141,14 @@ def _figures(values: pd.Series) -> tuple[float, float, float] | None:
     data = values.dropna().to_numpy(dtype=float)
     if data.size == 0:
         return None
+    return float(data.mean()), spread_of(data), float((data < 0).mean())
+
+
+def spread_of(data: np.ndarray) -> float:
+    """Mean absolute deviation from the median: a spread one wild value cannot inflate."""
     import numpy as np
 
-    spread = float(np.abs(data - np.median(data)).mean())
-    return float(data.mean()), spread, float((data < 0).mean())
+    return float(np.abs(data - np.median(data)).mean())
 
 
 def _drift(values: list[float], positions: list[int]) -> float:

@@ -13,12 +13,14 @@ of range (Celsius in summer; after a gap, out-of-range values only warn).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from esteira.config import Thresholds
 from esteira.validation.findings import Finding, over_limit
+from esteira.validation.history import spread_of
 
 if TYPE_CHECKING:
     from esteira.summaries.profile import ColumnProfile
@@ -34,6 +36,7 @@ def shift_checks(
         _out_of_range(data, ref, allowance, gap, limits.max_out_of_range_rate),
         _mean_shift(data, ref, history, allowance, limits.max_mean_shift_std),
         _spread(data, ref.name, history, limits.max_spread_ratio),
+        _scale(data, ref.name, history, gap, limits.max_scale_steps),
         *_negatives(data, ref.name, history, limits.max_negative_rate),
     ]
 
@@ -72,7 +75,7 @@ def _mean_shift(
 
 
 def _spread(data: np.ndarray, column: str, history: ColumnHistory, limit: float) -> Finding:
-    spread = float(np.abs(data - np.median(data)).mean())
+    spread = spread_of(data)
     smallest, largest = min(history.spreads), max(history.spreads)
     ratio = 1.0
     if largest > 0:
@@ -85,6 +88,33 @@ def _spread(data: np.ndarray, column: str, history: ColumnHistory, limit: float)
         f"{smallest:.6g}..{largest:.6g} (limit {{limit}}x); a change of units, or a column "
         "gone constant?",
     )  # fmt: skip
+
+
+def _scale(
+    data: np.ndarray, column: str, history: ColumnHistory, gap: int, limit: float
+) -> Finding:
+    """Mean and spread moved together, far beyond what history ever moved them per batch:
+    a factor on the values (a unit), which the range checks allow when it is modest."""
+    mean, spread = float(data.mean()), spread_of(data)
+    moves = 0.0
+    if len(history.means) >= 3 and history.drift > 0 and history.spread_drift > 0 and spread > 0:
+        factors = [math.log(s) for s in history.spreads]
+        by_mean = _beyond(mean, history.means) / (history.drift * gap)
+        by_spread = _beyond(math.log(spread), factors) / (history.spread_drift * gap)
+        if by_mean * by_spread > 0:  # the same way: both up, or both down
+            moves = min(abs(by_mean), abs(by_spread))
+    return over_limit(
+        column, "scale_steps", moves, limit,
+        f"mean {mean:.6g} and spread {spread:.6g} both moved {{value:.1f}} times the most "
+        f"earlier batches moved them per batch (means {min(history.means):.6g}.."
+        f"{max(history.means):.6g}, spreads {min(history.spreads):.6g}.."
+        f"{max(history.spreads):.6g}; limit {{limit}}); a change of units (miles to km)?",
+    )  # fmt: skip
+
+
+def _beyond(value: float, earlier: list[float]) -> float:
+    """How far `value` lies above (positive) or below (negative) the range of `earlier`."""
+    return max(value - max(earlier), 0.0) - max(min(earlier) - value, 0.0)
 
 
 def _negatives(data: np.ndarray, column: str, history: ColumnHistory, limit: float) -> list:
