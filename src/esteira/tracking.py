@@ -28,6 +28,34 @@ if TYPE_CHECKING:
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 
 
+def _reach(uri: str) -> None:
+    """MLflow's database server answers and takes the credentials, or one line says which
+    does not (MLflow's own error is a traceback after minutes of retries)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    try:
+        engine = create_engine(uri, connect_args={"connect_timeout": 10})
+    except (ArgumentError, ModuleNotFoundError) as e:
+        driver = f"the driver '{e.name}' is not installed" if isinstance(e, ImportError) else e
+        raise TrackingError(f"MLflow's tracking URI cannot be used: {driver} (PostgreSQL: "
+                            "postgresql+psycopg://..., pip install 'esteira-mlops[postgres]')"
+                            ) from None  # fmt: skip
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as e:
+        reason = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else "no answer"
+        raise TrackingError(
+            f"cannot use MLflow's store {shown}: {reason}; start the server, or set "
+            "MLFLOW_TRACKING_URI (user and password in the URL or in PGUSER and PGPASSWORD, "
+            "never in esteira.toml)"
+        ) from None
+    finally:
+        engine.dispose()
+
+
 @dataclass(frozen=True)
 class RegisteredModel:
     name: str
@@ -69,6 +97,8 @@ class Tracker:
                         "it aside to start a new one (runs and registered models then start "
                         "empty; esteira's own history of them stays)"
                     )
+                if uri.startswith(("postgresql", "mysql", "mssql")):
+                    _reach(uri)
             self._client = mlflow.MlflowClient(self.tracking_uri, self.registry_uri)
         return self._client
 

@@ -34,13 +34,18 @@ class Busy(EsteiraError):
 def ct_lock(project: Project, model: str) -> Iterator[None]:
     locks = project.settings.home / "locks"
     locks.mkdir(parents=True, exist_ok=True)
+    busy = f"a CT run of '{model}' is already in progress"
     with open(locks / f"ct-{model}.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise Busy(f"a CT run of '{model}' is already in progress") from None
+            raise Busy(busy) from None
         try:
-            yield
+            # Controllers on other hosts share the metadata store, not this file.
+            with project.metadata.lock(f"ct-{model}") as held:
+                if not held:
+                    raise Busy(f"{busy} on another host")
+                yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
