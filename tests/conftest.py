@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from postgres import PostgresServer
+from s3 import S3Server
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "flight_delays"
@@ -25,6 +26,20 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_lake(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The URL of a new lake on the local S3 server, its settings in the environment."""
+    for name, value in s3_server.environment.items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{s3_server.new_bucket()}/lake"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """Every test uses its project's own embedded stores, whatever the shell exported (on
@@ -37,6 +52,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReques
         "ESTEIRA_HOME",
         "ESTEIRA_METADATA_URL",
         "ESTEIRA_LAKE",
+        "AWS_ENDPOINT_URL",
+        "AWS_PROFILE",
     ):
         monkeypatch.delenv(var, raising=False)
     if BACKEND == "postgres":

@@ -9,8 +9,15 @@ from esteira.errors import LakeError
 from esteira.lake import Lake
 
 
-def test_append_read_versions_and_history(tmp_path: Path):
-    lake = Lake(tmp_path)
+@pytest.fixture(params=["folder", "s3"])
+def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
+    """Each test on a lake in a folder and on object storage (a local S3 server)."""
+    if request.param == "folder":
+        return Lake(tmp_path)
+    return Lake(request.getfixturevalue("s3_lake"))
+
+
+def test_append_read_versions_and_history(lake: Lake):
     assert lake.version("events") is None and lake.tables() == []
     assert lake.append("events", pd.DataFrame({"k": [1, 2], "batch": ["a", "a"]})) == 0
     assert lake.append("events", pd.DataFrame({"k": [3], "batch": ["b"]})) == 1
@@ -24,8 +31,7 @@ def test_append_read_versions_and_history(tmp_path: Path):
     assert len(lake.history("events")) == 2
 
 
-def test_replace_where_is_idempotent(tmp_path: Path):
-    lake = Lake(tmp_path)
+def test_replace_where_is_idempotent(lake: Lake):
     batch = pd.DataFrame({"k": [1, 2], "batch": ["2013-01"] * 2})
     lake.replace("t", batch, where="batch = '2013-01'", partition_by=["batch"])
     lake.replace("t", pd.DataFrame({"k": [9], "batch": ["2013-02"]}), where="batch = '2013-02'")
@@ -35,8 +41,7 @@ def test_replace_where_is_idempotent(tmp_path: Path):
     assert sorted(df.k) == [1, 2, 9]
 
 
-def test_errors_name_the_table_and_what_exists(tmp_path: Path):
-    lake = Lake(tmp_path)
+def test_errors_name_the_table_and_what_exists(lake: Lake):
     lake.append("events", pd.DataFrame({"k": [1]}))
     with pytest.raises(LakeError, match=r"'nope' does not exist .* \(tables: events\)"):
         lake.read("nope")
@@ -49,10 +54,9 @@ def test_errors_name_the_table_and_what_exists(tmp_path: Path):
     assert lake.read("events")[0].k.tolist() == [1]  # the bad batch changed nothing
 
 
-def test_schema_evolves_by_adding_columns_only(tmp_path: Path):
+def test_schema_evolves_by_adding_columns_only(lake: Lake):
     """A batch may bring a new column (earlier rows read it as empty); one that lacks a
     column is refused, naming it; replacing the whole table takes the new schema."""
-    lake = Lake(tmp_path)
     lake.replace("t", pd.DataFrame({"k": [1], "batch": ["a"]}), where="batch = 'a'",
                  partition_by=["batch"])  # fmt: skip
     lake.replace("t", pd.DataFrame({"k": [2], "batch": ["b"], "new": ["x"]}), where="batch = 'b'")
@@ -65,3 +69,61 @@ def test_schema_evolves_by_adding_columns_only(tmp_path: Path):
     assert list(lake.read("t")[0].columns) == ["other", "batch"]
     assert lake.open("t").metadata().partition_columns == ["batch"]
     assert sorted(lake.read("t", version=version - 1)[0].k) == [1, 2]  # history kept
+
+
+def test_quarantine_transactions_and_compaction(lake: Lake):
+    lake.quarantine("events", pd.DataFrame({"k": [7], "why": ["bad"]}), "2013-04", ["too few"])
+    assert lake.quarantined("events", "2013-04").k.tolist() == [7]
+    for i in range(4):
+        lake.append("log", pd.DataFrame({"k": [i]}), transaction=("service-a", i))
+    assert lake.transaction_version("log", "service-a") == 3
+    assert lake.transaction_version("log", "service-b") is None
+    done = lake.compact("log", retention_hours=0)
+    assert done["files_removed"] == 4 and done["files_added"] == 1
+    assert sorted(lake.read("log")[0].k) == [0, 1, 2, 3]
+
+
+def test_writers_at_once_each_land_their_commit(lake: Lake):
+    """Two writers appending at the same time: every append lands, each in a version of its
+    own (on S3, a commit is a conditional PUT that fails for a version already written, and
+    the writer retries at the next)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lake.append("shared", pd.DataFrame({"writer": ["none"], "i": [-1]}))
+
+    def write(writer: str) -> list[int]:
+        return [lake.append("shared", pd.DataFrame({"writer": [writer], "i": [i]}))
+                for i in range(8)]  # fmt: skip
+
+    with ThreadPoolExecutor(2) as pool:
+        versions = [v for vs in pool.map(write, ["a", "b"]) for v in vs]
+    assert sorted(versions) == list(range(1, 17))
+    df = lake.read("shared")[0]
+    assert len(df) == 17 and sorted(df[df.writer == "a"].i) == list(range(8))
+
+
+def test_an_object_store_that_does_not_answer_is_one_line(monkeypatch, s3_server):
+    for name, value in s3_server.environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    lake = Lake("s3://nowhere/lake")
+    with pytest.raises(LakeError, match=r"cannot reach the lake s3://nowhere/lake: .*AWS_REGION"):
+        lake.tables()
+
+
+def test_the_reference_pipeline_runs_with_its_lake_on_s3(flight_project, s3_lake, monkeypatch):
+    """ESTEIRA_LAKE=s3://...: ingestion, validation, the feature store, training and the
+    registered version's lineage all go through the object store."""
+    from esteira import load_project
+    from esteira.pipelines.runner import run_pipeline
+
+    monkeypatch.setenv("ESTEIRA_LAKE", s3_lake)
+    project = load_project(flight_project)
+    assert project.lake.remote and not (flight_project / ".esteira" / "lake").exists()
+    result = run_pipeline(project, "train", {"end": "2013-01", "months": 1})
+    assert result.status == "completed"
+    assert {"raw_flights", "raw_weather", "flight_features"} <= set(project.lake.tables())
+    assert len(project.lake.read("flight_features")[0]) == 26_483
+    again = run_pipeline(load_project(flight_project), "train", {"end": "2013-01", "months": 1})
+    assert again.status == "completed" and again.step_status["features"] == "cached"  # from S3
+    assert not (flight_project / ".esteira" / "lake").exists()

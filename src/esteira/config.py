@@ -85,7 +85,8 @@ class LakeSection(_Section):
     """The Delta Lake tables: `[lake]`."""
 
     path: str = ""
-    """Folder of the lake's tables, relative to the project; by default `.esteira/lake`.
+    """Folder of the lake's tables, relative to the project (by default `.esteira/lake`), or
+    a URL on object storage (`s3://bucket/prefix`; credentials from the environment).
     Environment: ESTEIRA_LAKE."""
 
 
@@ -417,7 +418,8 @@ class Settings(BaseModel):
     registry_uri: str
     experiment: str
     metadata_url: str
-    lake_path: Path
+    lake_path: Path | str
+    """A folder, or a URL on object storage (s3://bucket/prefix)."""
     artifacts_path: Path
     mlflow_artifacts_path: Path
     trusted_types: list[str]
@@ -476,7 +478,7 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
         registry_uri=registry_uri,
         experiment=config.tracking.experiment or name,
         metadata_url=metadata_url,
-        lake_path=_resolve(root, config.lake.path, home / "lake"),
+        lake_path=_lake(root, config.lake.path, home / "lake"),
         artifacts_path=home / "artifacts",
         mlflow_artifacts_path=home / "mlartifacts",
         trusted_types=[*DEFAULT_TRUSTED_TYPES, *config.model.trusted_types],
@@ -547,7 +549,10 @@ def with_environment(config: Config, env: Mapping[str, str]) -> Config:
     return config.model_copy(update=updated)
 
 
-def _resolve(root: Path, value: str, default: Path) -> Path:
+def _lake(root: Path, value: str, default: Path) -> Path | str:
+    """A URL as it is (object storage); a folder relative to the project."""
+    if "://" in value:
+        return value
     return (root / value).resolve() if value else default
 
 

@@ -1,6 +1,12 @@
-"""Delta tables on disk (or object storage) through `deltalake`: no JVM, and Spark or
+"""Delta tables on disk or on object storage through `deltalake`: no JVM, and Spark or
 Databricks read the same tables. Every write returns the table version it created, every
-read can pin a version or a time, so a training run can name exactly the data it saw."""
+read can pin a version or a time, so a training run can name exactly the data it saw.
+
+The lake's root is a folder, or a URL (`s3://bucket/prefix`, `gs://`, `az://`); the
+object store's settings and credentials come from the environment as its SDK reads them
+(AWS_REGION, AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...), never from esteira.toml. Commits
+to S3 are safe with several writers: `deltalake` writes each commit with a conditional PUT
+(If-None-Match), which S3 and compatible stores refuse when the version already exists."""
 
 from __future__ import annotations
 
@@ -21,25 +27,56 @@ _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 class Lake:
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        self.remote = isinstance(root, str) and "://" in root
+        """On object storage (a URL), not in a local folder."""
+        self.root: str | Path = str(root).rstrip("/") if self.remote else Path(root)
 
-    def path(self, table: str) -> Path:
+    def path(self, table: str) -> str:
+        """Where the table lives: a folder, or a URL on object storage."""
         if not _TABLE_NAME.match(table):
             raise LakeError(
                 f"invalid table name {table!r}: use lower-case letters, digits and underscores"
             )
-        return self.root / table
+        return f"{self.root}/{table}" if self.remote else str(Path(self.root) / table)
 
     def uri(self, table: str) -> str:
-        return self.path(table).as_uri()
+        return self.path(table) if self.remote else Path(self.path(table)).as_uri()
 
     def tables(self) -> list[str]:
-        if not self.root.exists():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "_delta_log").is_dir())
+        names = [name for name in self._listing(str(self.root)) if _TABLE_NAME.match(name)]
+        return sorted(name for name in names if self.exists(name))
 
     def exists(self, table: str) -> bool:
-        return (self.path(table) / "_delta_log").is_dir()
+        if not self.remote:
+            return (Path(self.path(table)) / "_delta_log").is_dir()
+        from deltalake import DeltaTable
+
+        try:
+            return DeltaTable.is_deltatable(self.path(table))
+        except Exception as e:
+            raise self._unreachable(e) from None
+
+    def _listing(self, where: str) -> list[str]:
+        """The names in a folder of the lake (local or on object storage)."""
+        if not self.remote:
+            folder = Path(where)
+            return [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        from pyarrow import fs
+
+        try:
+            store, prefix = fs.FileSystem.from_uri(where)
+            found = store.get_file_info(fs.FileSelector(prefix, allow_not_found=True))
+        except Exception as e:
+            raise self._unreachable(e) from None
+        return [info.base_name for info in found]
+
+    def _unreachable(self, error: Exception) -> LakeError:
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return LakeError(
+            f"cannot reach the lake {self.root}: {cause}. Check the bucket and the object "
+            "store's settings in the environment (AWS_REGION, AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY or a profile, AWS_ENDPOINT_URL for an S3-compatible store)"
+        )
 
     def version(self, table: str) -> int | None:
         """The latest version, or None when the table does not exist."""
@@ -56,7 +93,7 @@ class Lake:
             known = ", ".join(self.tables()) or "none yet"
             raise LakeError(f"lake table '{table}' does not exist in {self.root} (tables: {known})")
         try:
-            dt = DeltaTable(str(self.path(table)))
+            dt = DeltaTable(self.path(table))
         except Exception as e:
             raise self._damaged(table, e) from None
         try:
@@ -73,9 +110,9 @@ class Lake:
 
     def _damaged(self, table: str, error: Exception) -> LakeError:
         """A table whose transaction log Delta cannot read, named with its newest commit."""
-        log = self.path(table) / "_delta_log"
-        commits = sorted(log.glob("*.json"))
-        newest = f" (its newest commit is {commits[-1]})" if commits else ""
+        log = f"{self.path(table)}/_delta_log"
+        commits = sorted(name for name in self._listing(log) if name.endswith(".json"))
+        newest = f" (its newest commit is {log}/{commits[-1]})" if commits else ""
         cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return LakeError(
             f"lake table '{table}' cannot be opened: its transaction log {log} is damaged"
@@ -196,11 +233,14 @@ class Lake:
     ) -> int:
         from deltalake import CommitProperties, Transaction, write_deltalake
 
-        path = self.path(table)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.remote:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {"partition_by": partition_by}
+        # Written through the open table, which then holds the version this write made:
+        # the table's latest may already be another writer's.
+        target: Any = self.path(table)
         if self.exists(table):
-            existing = self.open(table)
+            existing = target = self.open(table)
             if mode == "overwrite" and where is None:
                 # The whole table is replaced: its new schema is the batch's.
                 partitions = partition_by or existing.metadata().partition_columns
@@ -221,10 +261,10 @@ class Lake:
                 app_transactions=[Transaction(app_id, version)]
             )
         try:
-            write_deltalake(str(path), df, mode=mode, **options)
+            write_deltalake(target, df, mode=mode, **options)
         except Exception as e:
             raise LakeError(
                 f"cannot {mode} {len(df)} rows to table '{table}': {e}. "
                 "Check that the batch has the table's columns and types."
             ) from None
-        return self.open(table).version()
+        return self.open(table).version() if isinstance(target, str) else target.version()
