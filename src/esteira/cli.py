@@ -18,6 +18,7 @@ from esteira.commands import (
     config,
     ct,
     db,
+    export,
     features,
     init,
     maturity,
@@ -419,6 +420,7 @@ app.add_typer(features.app, name="features")
 app.add_typer(cache.app, name="cache")
 app.add_typer(ct.app, name="ct")
 app.add_typer(db.app, name="db")
+app.add_typer(export.app, name="export")
 
 
 def main() -> None:

@@ -508,6 +508,12 @@ def store_variables(settings: Settings) -> dict[str, str]:
     }
 
 
+def environments_of(root: Path) -> dict[str, EnvironmentSection]:
+    """Every environment of the project at `root`: dev, staging, prod and those of
+    `[environments.NAME]`, as configured."""
+    return {**DEFAULT_ENVIRONMENTS, **read_config(root / CONFIG_FILE).environments}
+
+
 def _environment(config: Config, name: str, root: Path) -> EnvironmentSection:
     known = {**DEFAULT_ENVIRONMENTS, **config.environments}
     if name not in known:

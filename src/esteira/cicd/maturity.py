@@ -182,12 +182,11 @@ def other_environments(project: Project) -> dict[str, Project]:
     """The project's other environments whose stores exist (looking creates none)."""
     import os
 
-    from esteira.config import CONFIG_FILE, DEFAULT_ENVIRONMENTS, ENV_VARIABLE, read_config
+    from esteira.config import ENV_VARIABLE, environments_of
     from esteira.project import open_project
 
-    configured = read_config(project.root / CONFIG_FILE).environments
     found = {}
-    for name in dict.fromkeys([*DEFAULT_ENVIRONMENTS, *configured]):
+    for name in environments_of(project.root):
         if name == project.settings.env:
             continue
         other = open_project(project.root, {**os.environ, ENV_VARIABLE: name})

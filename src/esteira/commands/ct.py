@@ -59,8 +59,12 @@ def ct_start(
     project: ProjectOption = Path("."),
     env: EnvOption = None,
     interval: Annotated[float | None, typer.Option(help="Seconds between checks.")] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Check once, run if a trigger fires, and exit.")
+    ] = False,
 ) -> None:
-    """Run the CT controller in the foreground until SIGTERM or Ctrl+C.
+    """Run the CT controller in the foreground until SIGTERM or Ctrl+C; with --once, one
+    check (for a scheduler: Databricks, Airflow, cron). Exit 1 when a run it made failed.
 
     Example: esteira ct start --project examples/flight_delays --interval 60
     """
@@ -80,6 +84,13 @@ def ct_start(
 
     signal.signal(signal.SIGTERM, request_stop)
     try:
+        if once:
+            run = controller.tick()
+            if run is None:
+                console.print(f"CT for {controller.model}: no trigger fired")
+            elif run.status != "completed":
+                raise typer.Exit(1)
+            return
         controller.serve(stop, interval)
     except KeyboardInterrupt:
         console.print("CT controller stopped; an interrupted run resumes at the next start")
