@@ -19,6 +19,8 @@ def modules() -> list[str]:
     for path in sorted(PACKAGE.rglob("*.py")):
         if path.name == "__main__.py":  # runs the command line when imported
             continue
+        if path.parent.name in ("migrations", "versions") and path.name != "__init__.py":
+            continue  # Alembic's scripts: Alembic runs them, nothing imports them
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
         found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return found

@@ -15,7 +15,7 @@ as calendar columns on seasonal data, are still measured and shown, marked not c
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from esteira.summaries.distances import (
@@ -23,6 +23,8 @@ from esteira.summaries.distances import (
     js_distance,
     ks_test,
     psi,
+    tally_ks_test,
+    tally_wasserstein,
     wasserstein_normed,
 )
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from esteira.summaries.profile import ColumnProfile, Profile
+    from esteira.summaries.tally import Tally
 
 SMALL_REFERENCE = 1000
 P_VALUE = 0.05
@@ -42,17 +45,40 @@ def column_drift(ref: ColumnProfile, values: pd.Series) -> dict[str, Any] | None
     present = values.dropna()
     if present.empty or not ref.counts:
         return None
-    current = ref.bin_counts(present)
-    found: dict[str, Any] = {"psi": round(psi(ref.counts, current), 6), "rows": len(present)}
+    data = present.to_numpy(dtype=float) if ref.kind == "numeric" else None
+    return _verdict(
+        ref, ref.bin_counts(present), len(present),
+        lambda: ks_test(ref.quantiles, ref.count - ref.nulls, data),
+        lambda: wasserstein_normed(ref.quantiles, data, ref.std or 0.0),
+    )  # fmt: skip
+
+
+def tally_drift(tally: Tally) -> dict[str, Any] | None:
+    """`column_drift` of the data a tally counted (streamed in batches): the same tests and
+    limits; the KS statistic exact, the Wasserstein distance read from the tally's grid."""
+    ref = tally.reference
+    if not tally.present or not ref.counts:
+        return None
+    return _verdict(ref, tally.bin_counts(), tally.present,
+                    lambda: tally_ks_test(tally), lambda: tally_wasserstein(tally))  # fmt: skip
+
+
+def _verdict(
+    ref: ColumnProfile,
+    current: Any,
+    rows: int,
+    ks: Callable[[], tuple[float, float]],
+    wasserstein: Callable[[], float],
+) -> dict[str, Any]:
+    found: dict[str, Any] = {"psi": round(psi(ref.counts, current), 6), "rows": rows}
     small = ref.count - ref.nulls <= SMALL_REFERENCE
     if ref.kind == "numeric":
-        data = present.to_numpy(dtype=float)
         if small:
-            d, p = ks_test(ref.quantiles, ref.count - ref.nulls, data)
+            d, p = ks()
             found |= {"test": "ks", "statistic": d, "value": p, "threshold": P_VALUE}
             found["drifted"] = p < P_VALUE
         else:
-            w = wasserstein_normed(ref.quantiles, data, ref.std or 0.0)
+            w = wasserstein()
             found |= {"test": "wasserstein", "value": w, "threshold": WASSERSTEIN_LIMIT}
             found["drifted"] = w >= WASSERSTEIN_LIMIT
     else:

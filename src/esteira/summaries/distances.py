@@ -5,8 +5,14 @@ the reference is summarized once, and counts can come from pandas, DuckDB or Spa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from esteira.summaries.tally import Tally
 
 # Empty bins get this proportion, as Evidently does, so that PSI stays finite.
 EMPTY_BIN = 1e-4
@@ -45,10 +51,18 @@ def wasserstein_normed(reference_quantiles: ArrayLike, current: ArrayLike, std: 
     """Wasserstein-1 distance between the reference (given by evenly spaced quantiles) and
     the current values, divided by the reference standard deviation (floored at 0.001, as
     Evidently does): 0.1 means the mass moved a tenth of a standard deviation."""
-    from esteira.summaries.profile import quantile_levels
-
     q_ref = np.asarray(reference_quantiles, dtype=float)
-    q_cur = np.quantile(np.asarray(current, dtype=float), quantile_levels(len(q_ref)))
+    q_cur = np.quantile(np.asarray(current, dtype=float), _levels(len(q_ref)))
+    return _normed(q_ref, q_cur, std)
+
+
+def tally_wasserstein(tally: Tally) -> float:
+    """`wasserstein_normed` of the values a tally counted, from its quantiles."""
+    q_ref = np.asarray(tally.reference.quantiles, dtype=float)
+    return _normed(q_ref, tally.quantiles(_levels(len(q_ref))), tally.reference.std or 0.0)
+
+
+def _normed(q_ref: np.ndarray, q_cur: np.ndarray, std: float) -> float:
     return float(np.mean(np.abs(q_ref - q_cur)) / max(std, 0.001))
 
 
@@ -57,21 +71,40 @@ def ks_test(
 ) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov statistic and p-value, the reference known by its
     quantiles (so D is exact to their spacing)."""
+    cur = np.sort(np.asarray(current, dtype=float))
+    return _ks(reference_quantiles, reference_n, len(cur),
+               lambda points: np.searchsorted(cur, points, side="right") / len(cur))  # fmt: skip
+
+
+def tally_ks_test(tally: Tally) -> tuple[float, float]:
+    """`ks_test` of the values a tally counted: the current CDF at the reference quantiles
+    is exact, since they lie on the tally's grid."""
+    ref = tally.reference
+    return _ks(ref.quantiles, ref.count - ref.nulls, tally.present, tally.cdf_at)
+
+
+def _ks(
+    reference_quantiles: ArrayLike,
+    reference_n: int,
+    current_n: int,
+    current_cdf: Callable[[np.ndarray], np.ndarray],
+) -> tuple[float, float]:
     from scipy.stats import kstwo
 
-    from esteira.summaries.profile import quantile_levels
-
     q_ref = np.asarray(reference_quantiles, dtype=float)
-    cur = np.sort(np.asarray(current, dtype=float))
     # Both CDFs at each distinct reference quantile: a value many quantiles share (a
     # discrete column: 1 or 2) stands for all their levels, not only the first of them.
     points = np.unique(q_ref)
-    below = np.searchsorted(q_ref, points, side="right")
-    f_ref = quantile_levels(len(q_ref))[below - 1]
-    f_cur = np.searchsorted(cur, points, side="right") / len(cur)
-    d = float(np.max(np.abs(f_ref - f_cur)))
-    n = reference_n * len(cur) / (reference_n + len(cur))
+    f_ref = _levels(len(q_ref))[np.searchsorted(q_ref, points, side="right") - 1]
+    d = float(np.max(np.abs(f_ref - current_cdf(points))))
+    n = reference_n * current_n / (reference_n + current_n)
     return d, float(kstwo.sf(d, max(round(n), 1)))
+
+
+def _levels(n: int) -> np.ndarray:
+    from esteira.summaries.profile import quantile_levels
+
+    return quantile_levels(n)
 
 
 def chi_square_test(reference_counts: ArrayLike, current_counts: ArrayLike) -> tuple[float, float]:
