@@ -44,8 +44,9 @@ profile = Profile.from_dict(json.load(open(reference)))
 columns = list(profile.columns)
 started = time.perf_counter()
 dataset = DeltaTable(table).to_pyarrow_dataset()
-# A few batches read ahead, not the reader's default dozens: memory stays a few batches.
-batches = dataset.to_batches(columns=columns, batch_size=65_536, batch_readahead=2,
+# Batches of 16k rows, a few read ahead (not the reader's default dozens): with 64k-row
+# batches the process settled at 1.3 GB, with these at 0.7 GB, for 1M rows as for 10M.
+batches = dataset.to_batches(columns=columns, batch_size=16_384, batch_readahead=2,
                              fragment_readahead=1)
 tallies = tally_columns(profile.columns, batches, columns, threads=os.cpu_count() or 1)
 found = {c: tally_drift(t) for c, t in tallies.items()}
