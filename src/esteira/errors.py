@@ -42,3 +42,10 @@ class TrackingError(EsteiraError):
 
 class NotFound(EsteiraError):
     """A run, step, pipeline or model that the user named does not exist."""
+
+
+def first_line(error: BaseException | None) -> str:
+    """What an error says, in one line (a driver's or a library's message can run to many);
+    its type's name when it says nothing."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

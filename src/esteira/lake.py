@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from esteira.errors import LakeError
+from esteira.errors import LakeError, first_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +71,7 @@ class Lake:
         return [info.base_name for info in found]
 
     def _unreachable(self, error: Exception) -> LakeError:
-        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        cause = first_line(error)
         return LakeError(
             f"cannot reach the lake {self.root}: {cause}. Check the bucket and the object "
             "store's settings in the environment (AWS_REGION, AWS_ACCESS_KEY_ID and "
@@ -113,7 +113,7 @@ class Lake:
         log = f"{self.path(table)}/_delta_log"
         commits = sorted(name for name in self._listing(log) if name.endswith(".json"))
         newest = f" (its newest commit is {log}/{commits[-1]})" if commits else ""
-        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        cause = first_line(error)
         return LakeError(
             f"lake table '{table}' cannot be opened: its transaction log {log} is damaged"
             f"{newest}: {cause}. Restore the log from a backup; the table's data files are "

@@ -37,7 +37,7 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
-from esteira.errors import EsteiraError, NotFound
+from esteira.errors import EsteiraError, NotFound, first_line
 from esteira.files import sqlite_path, sqlite_problem
 
 
@@ -407,7 +407,12 @@ class MetadataStore:
         from esteira import migrations
 
         try:
-            with self.lock("esteira-schema", timeout_s=300), self.engine.begin() as con:
+            with self.lock("esteira-schema", timeout_s=300) as held, self.engine.begin() as con:
+                if not held:
+                    raise MetadataSchemaError(
+                        f"another esteira has been upgrading the metadata store {self.shown} "
+                        "for over 300 s; try again when it is done"
+                    )
                 migrations.upgrade(con, Base.metadata)
         except DatabaseError:
             if self.revision() != migrations.HEAD:
@@ -428,9 +433,9 @@ class MetadataStore:
         try:
             yield
         except OperationalError as e:
-            if self.engine.dialect.name == "sqlite":
+            reason = first_line(e.orig)
+            if self.engine.dialect.name == "sqlite" or not _unreachable(reason):
                 raise
-            reason = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else "no answer"
             raise MetadataUnreachable(
                 f"cannot use the metadata store {self.shown}: {reason}; start the server, or "
                 "set ESTEIRA_METADATA_URL (user and password in the URL or in PGUSER and "
@@ -713,6 +718,13 @@ RESTORE = (
     "restore it from a backup, or move it aside to start a new one (the history of runs, "
     "the step cache and the alias history then start empty)"
 )
+
+
+def _unreachable(reason: str) -> bool:
+    """A server's error that says it cannot be used at all (down, refusing the credentials,
+    no such database), not that one statement failed."""
+    words = ("connection", "authentication", "password", "does not exist", "timeout expired")
+    return any(word in reason.lower() for word in words)
 
 
 def _engine(url: str) -> Any:

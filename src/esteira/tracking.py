@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from esteira.errors import TrackingError
+from esteira.errors import TrackingError, first_line
 from esteira.files import sqlite_path, sqlite_problem
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _reach(uri: str) -> None:
         with engine.connect():
             pass
     except DBAPIError as e:
-        reason = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else "no answer"
+        reason = first_line(e.orig)
         raise TrackingError(
             f"cannot use MLflow's store {shown}: {reason}; start the server, or set "
             "MLFLOW_TRACKING_URI (user and password in the URL or in PGUSER and PGPASSWORD, "
