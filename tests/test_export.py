@@ -81,6 +81,13 @@ def test_the_bundle_loads_as_databricks_jobs_and_runs_real_commands(flight_proje
     assert "password" not in (flight_project / "databricks.yml").read_text().lower()
 
 
+def test_a_project_without_a_ct_model_is_refused_in_one_line(write_project):
+    root = write_project("")
+    done = esteira("export", "databricks", "-p", str(root))
+    assert done.returncode == 1 and "set [ct] model" in done.stderr
+    assert not (root / "databricks.yml").exists()
+
+
 def test_the_dag_file_loads_in_airflow_without_import_errors(flight_project, tmp_path):
     assert AIRFLOW_PYTHON.exists(), (
         f"Airflow's own environment is missing ({AIRFLOW_PYTHON}): make test installs it "

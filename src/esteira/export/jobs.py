@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from esteira.config import Settings, environments_of
+from esteira.errors import ConfigError
 
 HOURLY = "0 * * * *"
 DAILY = "0 6 * * *"
@@ -36,6 +37,11 @@ class Job:
 def project_jobs(settings: Settings, environments: list[str]) -> list[Job]:
     """The jobs of a project whose model is `[ct] model`."""
     model = settings.ct.model
+    if not model:
+        raise ConfigError(
+            f"set [ct] model (and pipeline) in {settings.root / 'esteira.toml'}: the exported "
+            "jobs train, monitor and score that model"
+        )
     triggers = settings.ct.triggers
     data_triggers = (
         triggers.new_data
