@@ -474,14 +474,16 @@ class MetadataStore:
                              signed=True)  # fmt: skip
         deadline = time.monotonic() + timeout_s
         with self.engine.connect() as con:
-            con.commit()  # the lock belongs to the session, not to a transaction
-            while not con.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
+            # A session's lock: it outlives the transaction each attempt ends with.
+            while True:
+                held = con.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
                 con.commit()
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
+                if held or time.monotonic() >= deadline:
+                    break
                 time.sleep(0.05)
-            con.commit()
+            if not held:
+                yield False
+                return
             try:
                 yield True
             finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from esteira.config import Settings, environments_of
-from esteira.export.jobs import Job, project_jobs
+from esteira.export.jobs import Job, parameter, project_jobs
 
 HEADER = '''"""Airflow DAGs of the esteira project {name}, written by `esteira export airflow`.
 
@@ -59,30 +59,32 @@ with DAG(
 
 def dag_file(settings: Settings, project_path: Path) -> str:
     """The text of the DAG file; `project_path`: where the workers find the project."""
-    environments = list(environments_of(settings.root))
+    environments = environments_of(settings.root)
+    jobs = project_jobs(settings, environments)
     text = HEADER.format(name=settings.name, root=str(project_path))
     for env in environments:
-        for job in project_jobs(settings, environments):
+        for job in jobs:
             if job.environments and env not in job.environments:
                 continue
             text += _dag(settings.name, env, job)
     return text
 
 
-def _dag(name: str, env: str, job: Job) -> str:
+def _dag(project: str, env: str, job: Job) -> str:
     words, variables = [], {}
     for argument in job.command:
-        if argument.startswith("{") and argument.endswith("}"):
-            variable = f"ESTEIRA_PARAM_{argument[1:-1].upper()}"
-            variables[variable] = "{{ params." + argument[1:-1] + " }}"
-            words.append(f'"${variable}"')
-        else:
+        name = parameter(argument)
+        if name is None:
             words.append(argument)
+            continue
+        variable = f"ESTEIRA_PARAM_{name.upper()}"
+        variables[variable] = "{{ params." + name + " }}"
+        words.append(f'"${variable}"')
     command = " ".join(["esteira", *words, '--project "$ESTEIRA_PROJECT"', "--env", env])
     environment = "{" + "".join(f"{k!r}: {v!r}, " for k, v in variables.items())
     environment += '"ESTEIRA_PROJECT": PROJECT}'
     return DAG_TEMPLATE.format(
-        dag_id=f"{name}_{env}_{job.key}", title=job.title, schedule=job.schedule,
-        paused=env == "dev", params=job.parameters, name=name, env=env, task=job.key,
+        dag_id=f"{project}_{env}_{job.key}", title=job.title, schedule=job.schedule,
+        paused=env == "dev", params=job.parameters, name=project, env=env, task=job.key,
         command=command, variables=environment,
     )  # fmt: skip

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from esteira.config import Settings, environments_of
-from esteira.export.jobs import Job, project_jobs, quartz
+from esteira.export.jobs import Job, parameter, project_jobs, quartz
 
 PACKAGE = "esteira-mlops"
 VARIABLES = {
@@ -41,7 +41,7 @@ VARIABLES = {
 
 def bundle_files(settings: Settings, out: Path) -> dict[Path, dict[str, Any]]:
     """The bundle's files (path -> YAML content) for the project, written in `out`."""
-    environments = list(environments_of(settings.root))
+    environments = environments_of(settings.root)
     where = Path(os.path.relpath(settings.root, out.resolve())).as_posix()
     project = "${workspace.file_path}" + ("" if where == "." else f"/{where}")
     jobs = project_jobs(settings, environments)
@@ -74,7 +74,7 @@ def bundle_files(settings: Settings, out: Path) -> dict[Path, dict[str, Any]]:
 
 
 def _job(settings: Settings, job: Job, project: str) -> dict[str, Any]:
-    arguments = [_parameter(a) for a in job.command]
+    arguments = [_reference(a) for a in job.command]
     task: dict[str, Any] = {
         "task_key": job.key,
         "environment_key": "esteira",
@@ -119,8 +119,7 @@ def _job(settings: Settings, job: Job, project: str) -> dict[str, Any]:
     return spec
 
 
-def _parameter(argument: str) -> str:
-    """`{name}` (a job parameter) as Databricks writes a reference to it."""
-    if argument.startswith("{") and argument.endswith("}"):
-        return "{{job.parameters." + argument[1:-1] + "}}"
-    return argument
+def _reference(argument: str) -> str:
+    """An argument, a job parameter as Databricks writes a reference to it."""
+    name = parameter(argument)
+    return argument if name is None else "{{job.parameters." + name + "}}"

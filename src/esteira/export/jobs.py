@@ -10,9 +10,10 @@ performance), hourly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from esteira.config import Settings, environments_of
+from esteira.config import EnvironmentSection, Settings
 from esteira.errors import ConfigError
 
 HOURLY = "0 * * * *"
@@ -34,8 +35,9 @@ class Job:
     """The environments it runs in; empty: every one."""
 
 
-def project_jobs(settings: Settings, environments: list[str]) -> list[Job]:
-    """The jobs of a project whose model is `[ct] model`."""
+def project_jobs(settings: Settings, environments: Mapping[str, EnvironmentSection]) -> list[Job]:
+    """The jobs of a project whose model is `[ct] model`, in its `environments`
+    (`environments_of`)."""
     model = settings.ct.model
     if not model:
         raise ConfigError(
@@ -58,12 +60,16 @@ def project_jobs(settings: Settings, environments: list[str]) -> list[Job]:
             ["predict", "--input", "{input_table}", "--output", "{output_table}"], None,
             {"input_table": "", "output_table": f"predictions_{model}_batch"}),
     ]  # fmt: skip
-    promotion = {name: env.promotion for name, env in environments_of(settings.root).items()}
-    gated = [e for e in environments if promotion[e] == "cd"]
+    gated = [name for name, env in environments.items() if env.promotion == "cd"]
     if gated:
         jobs.append(Job("cd", f"{model}: the CD gates of the deployed release",
                         ["cd"], None, environments=tuple(gated)))  # fmt: skip
     return jobs
+
+
+def parameter(argument: str) -> str | None:
+    """The job parameter a command's argument stands for (`{name}`), if any."""
+    return argument[1:-1] if argument.startswith("{") and argument.endswith("}") else None
 
 
 def quartz(cron: str) -> str:

@@ -66,7 +66,7 @@ def _mean_shift(
 ) -> Finding:
     low, high = min(history.means) - allowance, max(history.means) + allowance
     mean = float(data.mean())
-    shift = max(low - mean, mean - high, 0.0) / max(ref.std or 0.0, 1e-12)
+    shift = abs(_beyond(mean, [low, high])) / max(ref.std or 0.0, 1e-12)
     return over_limit(
         ref.name, "mean_shift_std", shift, limit,
         f"mean moved {{value:.1f}} reference standard deviations ({mean:.6g}, earlier batches' "
