@@ -14,7 +14,7 @@ from esteira.ct.triggers import CTState, drift
 from esteira.metadata import MonitoringRecord
 from esteira.monitoring.drift import column_drift, drift_of, drift_share
 from esteira.monitoring.monitor import monitor_batch, reference_profile
-from esteira.monitoring.report import render
+from esteira.monitoring.report import current_counts, render
 from esteira.pipelines.runner import run_pipeline
 from esteira.summaries.profile import infer_profile, profile_column
 
@@ -101,7 +101,8 @@ def test_monitor_batch_records_drift_performance_and_the_report_shows_it(trained
     latest = project.metadata.latest_monitoring("flight_delays")
     assert latest.id == record.id  # what the drift and performance triggers read
 
-    page = render(record, reference, august, pd.Series(predictions), [record], "roc_auc")
+    counts = current_counts(reference, august, pd.Series(predictions))
+    page = render(record, reference, counts, [record], "roc_auc")
     assert page.startswith("<!doctype html>") and page.count("<svg") >= 3
     for text in ("temp", "wasserstein", "drifted", "roc_auc over time", "By segment", "JFK"):
         assert text in page
@@ -126,7 +127,14 @@ def test_ignored_columns_are_measured_and_shown_but_not_counted():
                               drift_share=share, drifted=found, metrics={})  # fmt: skip
     fire = drift(0.5)(CTState("m", datetime(2013, 8, 1), "1", None, "2013-06", "2013-07", record))
     assert fire and fire.reason.startswith("50% of features drifted") and "month" not in fire.reason
-    page = render(record, infer_profile(winter), summer, pd.Series(np.zeros(3000)), [], "roc_auc")
+    reference = infer_profile(winter)
+    page = render(
+        record,
+        reference,
+        current_counts(reference, summer, pd.Series(np.zeros(3000))),
+        [],
+        "roc_auc",
+    )
     assert "1 of 2 (50%)" in page and "drifted · not counted" in page
 
 

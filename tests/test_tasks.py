@@ -15,7 +15,7 @@ from esteira.errors import ConfigError, StepFailed
 from esteira.metadata import MonitoringRecord
 from esteira.metrics import DEFAULT_METRIC, TASK_TAG, MetricError, Scores, score, why_undefined
 from esteira.monitoring.monitor import monitor_batch, reference_profile
-from esteira.monitoring.report import render
+from esteira.monitoring.report import current_counts, render
 from esteira.pipelines.runner import run_pipeline
 from esteira.registry import CHAMPION, Registry
 
@@ -139,7 +139,9 @@ def test_each_task_gates_monitors_and_reports_on_its_own_metrics(write_project, 
         assert quantiles["p5"] < quantiles["p50"] < quantiles["p95"]
         assert sum(found["residual_histogram"]["counts"]) == len(data)
 
-    page = render(record, reference, data, pd.Series(predictions), [record], "")
+    page = render(
+        record, reference, current_counts(reference, data, pd.Series(predictions)), [record], ""
+    )
     assert [text for text in SHOWN[task] if text not in page] == []
     assert [text for text in NOT_SHOWN[task] if text in page] == []
 

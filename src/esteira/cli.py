@@ -26,6 +26,8 @@ from esteira.commands import (
     releases,
 )
 from esteira.commands.common import (
+    Engine,
+    EngineOption,
     EnvOption,
     ModelOption,
     ProjectOption,
@@ -250,28 +252,38 @@ def predict(
     keep: Annotated[
         list[str] | None, typer.Option(help="Input columns to carry over (ids, labels).")
     ] = None,
-    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk.")] = 50_000,
+    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk (embedded).")] = 50_000,
+    engine: EngineOption = Engine.embedded,
 ) -> None:
     """Score a lake table in chunks; append predictions with model and data versions.
 
     Example: esteira predict -p examples/flight_delays --input flight_features
     --output flight_predictions --keep flight
+
+    Example (on Spark): esteira predict -p examples/flight_delays --input flight_features
+    --output flight_predictions --keep flight --engine spark
     """
     from rich.progress import Progress
 
     from esteira.project import load_project
-    from esteira.serving.batch import predict_table
 
     if not input_table or not output_table:
         raise typer.BadParameter("give --input TABLE and --output TABLE")
     p = load_project(project)
     name = model or p.settings.ct.model
     with Progress(console=new_console()) as progress:
-        task = progress.add_task(f"scoring {input_table}", total=None)
-        result = predict_table(
-            p, name, input_table, output_table, alias, version, chunk_rows, keep,
-            on_chunk=lambda done, total: progress.update(task, completed=done, total=total),
-        )  # fmt: skip
+        task = progress.add_task(f"scoring {input_table} ({engine})", total=None)
+        if engine is Engine.spark:
+            from esteira.spark.scoring import predict_table_spark
+
+            result = predict_table_spark(p, name, input_table, output_table, alias, version, keep)
+        else:
+            from esteira.serving.batch import predict_table
+
+            result = predict_table(
+                p, name, input_table, output_table, alias, version, chunk_rows, keep,
+                on_chunk=lambda done, total: progress.update(task, completed=done, total=total),
+            )  # fmt: skip
     new_console().print(
         f"{result.rows:,} rows of {result.input_table}@v{result.input_version} scored by "
         f"{result.model} v{result.version} in {result.seconds:.1f}s → "
@@ -302,12 +314,16 @@ def monitor(
         ),
     ] = None,
     report: Annotated[Path | None, typer.Option(help="Where to write the HTML report.")] = None,
+    engine: EngineOption = Engine.embedded,
 ) -> None:
     """Drift and performance of a model on served or batch data; writes an HTML report.
 
     Example: esteira monitor -p examples/flight_delays --input flight_features --batch 2013-03
 
     Example: esteira monitor -p examples/flight_delays --since 24h --labels departures
+
+    Example (on Spark): esteira monitor -p examples/flight_delays --input flight_features
+    --engine spark
     """
     from esteira.console import monitoring_table
     from esteira.monitoring.job import parse_window, run_monitor
@@ -318,9 +334,19 @@ def monitor(
     if not name:
         raise typer.BadParameter("give --model (or set [ct] model in esteira.toml)")
     keys = [k.strip() for k in join_on.split(",") if k.strip()] if join_on else None
-    result = run_monitor(
-        p, name, version, input_table, batch, parse_window(since), labels, report, keys
-    )
+    if engine is Engine.spark:
+        if not input_table or since or labels:
+            raise typer.BadParameter(
+                "--engine spark monitors a lake table of the model's inputs (and its labels, "
+                "if it has them): give --input TABLE, without --since or --labels"
+            )
+        from esteira.spark.monitoring import monitor_table_spark
+
+        result = monitor_table_spark(p, name, input_table, version, batch, report)
+    else:
+        result = run_monitor(
+            p, name, version, input_table, batch, parse_window(since), labels, report, keys
+        )
     console = new_console()
     console.print(monitoring_table(result.record, p.settings.ct.metric))
     console.print(f"report: {result.report}", highlight=False)

@@ -667,6 +667,16 @@ class MetadataStore:
                 .limit(limit)
             ).all()
 
+    def batch_predictions(self, model: str, limit: int = 20) -> Sequence[BatchPredictionRecord]:
+        """The newest tables scored by `model`, newest first."""
+        with self.session() as s:
+            return s.scalars(
+                select(BatchPredictionRecord)
+                .where(BatchPredictionRecord.model == model)
+                .order_by(BatchPredictionRecord.at.desc())
+                .limit(limit)
+            ).all()
+
     def ct_runs(self, model: str, limit: int = 20) -> Sequence[CTRun]:
         with self.session() as s:
             return s.scalars(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,6 +37,20 @@ EnvOption = Annotated[
 ]
 # Help text is rich markup, where "[ct]" would be a style tag: "\\[" keeps the bracket.
 ModelOption = Annotated[str | None, typer.Option(help="Registered model (default: \\[ct] model).")]
+
+
+class Engine(StrEnum):
+    embedded = "embedded"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    Engine,
+    typer.Option(
+        help="Where the work runs: in this process (embedded), or on Spark (the active "
+        "session, else a local one; needs pyspark and Java 17)."
+    ),
+]
 
 
 def new_console() -> Console:

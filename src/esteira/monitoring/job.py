@@ -12,13 +12,17 @@ from typing import TYPE_CHECKING, Any
 from esteira.errors import EsteiraError
 from esteira.models import load
 from esteira.monitoring.monitor import monitor_batch, reference_profile
-from esteira.monitoring.report import render
+from esteira.monitoring.report import current_counts, render
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy as np
     import pandas as pd
 
     from esteira.metadata import MonitoringRecord
     from esteira.project import Project
+    from esteira.summaries.profile import Profile
 
 
 @dataclass
@@ -108,14 +112,8 @@ def run_monitor(
     report: Path | None = None,
     join_on: list[str] | None = None,
 ) -> MonitorResult:
-    from esteira.registry import CHAMPION, Registry
-
     ct = project.settings.ct
-    if version is None:
-        champion = Registry(project).by_alias(model, CHAMPION)
-        if champion is None:
-            raise EsteiraError(f"'{model}' has no champion; pass --version")
-        version = champion.version
+    version = monitored_version(project, model, version)
     served = None  # predictions as answered, when the data is the prediction log
     if table:
         filters = [(ct.batch_column, "=", batch)] if batch else None
@@ -140,18 +138,43 @@ def run_monitor(
     segment = project.settings.gates.segment
     record, predictions = monitor_batch(project, model, version, batch or name, data, ct.label,
                                         reference, "monitor", segment, served, loaded)  # fmt: skip
-    history = list(reversed(project.metadata.monitoring_history(model, limit=36)))
     import pandas as pd
 
-    page = render(record, reference, data, pd.Series(predictions), history, ct.metric)
-    path = report or project.settings.home / "reports" / (
-        f"monitor-{model}-v{version}-{datetime.now(UTC):%Y%m%d-%H%M%S}.html"
+    counts = current_counts(reference, data[loaded.input_names], pd.Series(predictions))
+    return MonitorResult(record, write_report(project, record, reference, counts, report))
+
+
+def monitored_version(project: Project, model: str, version: str | None) -> str:
+    """`version`, else the champion's."""
+    from esteira.registry import CHAMPION, Registry
+
+    if version is not None:
+        return version
+    champion = Registry(project).by_alias(model, CHAMPION)
+    if champion is None:
+        raise EsteiraError(f"'{model}' has no champion; pass --version")
+    return champion.version
+
+
+def write_report(
+    project: Project,
+    record: MonitoringRecord,
+    reference: Profile,
+    current: Mapping[str, np.ndarray],
+    path: Path | None = None,
+) -> Path:
+    """The record's HTML report, with the model's history, written whole to `path` (by
+    default under the home's reports)."""
+    history = list(reversed(project.metadata.monitoring_history(record.model, limit=36)))
+    page = render(record, reference, current, history, project.settings.ct.metric)
+    path = path or project.settings.home / "reports" / (
+        f"monitor-{record.model}-v{record.version}-{datetime.now(UTC):%Y%m%d-%H%M%S}.html"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)
-    return MonitorResult(record, path)
+    return path
 
 
 def _empty(project: Project, table: str, batch: str | None) -> str:

@@ -19,6 +19,7 @@ from esteira.summaries.profile import Profile, infer_profile, profile_column
 if TYPE_CHECKING:
     import pandas as pd
 
+    from esteira.metrics import Scores
     from esteira.models import LoadedModel
     from esteira.project import Project
 
@@ -78,7 +79,7 @@ def monitor_batch(
     prediction log has them, or scored now), and the metrics of its task; the stored record
     and the predictions (positive score, predicted class or value). `loaded`: the version,
     when the caller has loaded it already."""
-    from esteira.metrics import Scores, resolve_metric
+    from esteira.metrics import Scores
     from esteira.models import load
 
     model = loaded or load(project, name, version)
@@ -89,38 +90,70 @@ def monitor_batch(
         scores = Scores.of(model.task, served, model.classes)
     predictions = scores.point()
     drifted = drift_of(reference, data, features, project.settings.monitoring.ignore_columns)
-    share = drift_share(drifted)
     if PREDICTION in reference.columns:
         found = column_drift(reference.columns[PREDICTION], _series(predictions))
         if found is not None:
             drifted[PREDICTION] = found | {"kind": "prediction"}
-    metrics: dict[str, Any] = {"task": scores.task}
-    labelled = data[label].notna().to_numpy() if label and label in data.columns else None
-    if labelled is not None and labelled.any():  # labels arrive later, often for some rows
+    labelled, segments = None, None
+    if label and label in data.columns and data[label].notna().any():
+        known = data[label].notna().to_numpy()
+        labelled = (data.loc[known, label].to_numpy(), scores.rows(known))
+        if segment and segment in data.columns:
+            segments = data.loc[known, segment].to_numpy()
+    record = record_monitoring(project, model, batch, len(data), drifted, scores.task,
+                               labelled, segments, source)  # fmt: skip
+    return record, predictions
+
+
+def record_monitoring(
+    project: Project,
+    model: LoadedModel,
+    batch: str,
+    rows: int,
+    drifted: dict[str, Any],
+    task: str,
+    labelled: tuple[np.ndarray, Scores] | None,
+    segments: np.ndarray | None,
+    source: str,
+) -> MonitoringRecord:
+    """The stored record of a monitored batch: its drift, and the metrics of its task on the
+    rows whose labels are known (`labelled`: their labels and scores; labels arrive later,
+    often for some rows), per segment where `segments` gives each labelled row's."""
+    from esteira.metrics import resolve_metric
+
+    metrics: dict[str, Any] = {"task": task}
+    if labelled is not None:
+        truth, ours = labelled
         settings = project.settings
-        key = resolve_metric(settings.ct.metric, scores.task, "[ct] metric")
-        gate = resolve_metric(settings.gates.metric, scores.task, "[gates] metric")
-        known, ours = data[labelled], scores.rows(labelled)
-        truth, threshold = known[label].to_numpy(), settings.model.threshold
+        key = resolve_metric(settings.ct.metric, ours.task, "[ct] metric")
+        gate = resolve_metric(settings.gates.metric, ours.task, "[gates] metric")
+        threshold = settings.model.threshold
         metrics = performance(truth, ours, [key, gate, *settings.gates.thresholds], threshold)
-        if segment and segment in known.columns:
+        if segments is not None:
             metrics["segments"] = {
                 str(value): segment_performance(truth[index], ours.rows(index), key, threshold)
-                for value, index in known.groupby(segment).indices.items()
+                for value, index in _groups(segments).items()
                 if len(index) >= 50
             }
     record = MonitoringRecord(
-        model=name,
-        version=str(version),
+        model=model.name,
+        version=model.version,
         batch=batch,
-        rows=len(data),
-        drift_share=share,
+        rows=rows,
+        drift_share=drift_share(drifted),
         drifted=drifted,
         metrics=metrics,
         source=source,
     )
     project.metadata.add(record)
-    return record, predictions
+    return record
+
+
+def _groups(values: np.ndarray) -> dict[Any, np.ndarray]:
+    """The positions of each value's rows."""
+    import pandas as pd
+
+    return pd.Series(values).groupby(values).indices
 
 
 def _series(values: np.ndarray) -> pd.Series:

@@ -14,6 +14,9 @@ from esteira.monitoring.monitor import PREDICTION
 from esteira.monitoring.performance import MONITORED, key_metric, record_task
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy as np
     import pandas as pd
 
     from esteira.metadata import MonitoringRecord
@@ -34,14 +37,28 @@ minmax(250px,1fr));gap:10px}.cell{border:1px solid #eee;border-radius:6px;paddin
 """
 
 
+def current_counts(
+    reference: Profile, data: pd.DataFrame, predictions: pd.Series
+) -> dict[str, np.ndarray]:
+    """What the report draws of the current data: each model input's and the predictions'
+    counts in the reference's bins."""
+    columns = {**{c: data[c] for c in data.columns}, PREDICTION: predictions}
+    return {
+        column: reference.columns[column].bin_counts(values.dropna())
+        for column, values in columns.items()
+        if column in reference.columns
+    }
+
+
 def render(
     record: MonitoringRecord,
     reference: Profile,
-    data: pd.DataFrame,
-    predictions: pd.Series,
+    current: Mapping[str, np.ndarray],
     history: list[MonitoringRecord],
     metric: str,
 ) -> str:
+    """The page; `current`: the monitored data's counts in the reference's bins, per column
+    (`current_counts`, or the tallies of data streamed or counted by Spark)."""
     metric = key_metric(metric, record)  # `[ct] metric`, else the task's default
     features = {c: d for c, d in record.drifted.items() if d.get("kind") != "prediction"}
     drifted = [c for c, d in features.items() if d["drifted"] and counted(d)]
@@ -104,12 +121,10 @@ def render(
         f"<span style='background:{REF}'></span>reference<span style='background:{CUR}'></span>"
         "current</div><div class=grid>",
     ]
-    columns = {**{c: data[c] for c in features if c in data.columns}, PREDICTION: predictions}
-    for column, values in columns.items():
-        if column in reference.columns:
-            parts.append(
-                _distribution(column, reference.columns[column], values, record.drifted.get(column))
-            )
+    for column in [*features, PREDICTION]:
+        if column in current and column in reference.columns:
+            found = record.drifted.get(column)
+            parts.append(_distribution(column, reference.columns[column], current[column], found))
     parts.append("</div>")
     body = "\n".join(parts)
     return (
@@ -237,8 +252,7 @@ def _table(drifted: dict[str, Any]) -> str:
     )
 
 
-def _distribution(column: str, ref: ColumnProfile, values: pd.Series, found: Any) -> str:
-    current = ref.bin_counts(values.dropna())
+def _distribution(column: str, ref: ColumnProfile, current: np.ndarray, found: Any) -> str:
     total_ref, total_cur = max(sum(ref.counts), 1), max(int(current.sum()), 1)
     shares = [(r / total_ref, c / total_cur) for r, c in zip(ref.counts, current, strict=True)]
     if ref.kind == "numeric":

@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from esteira.errors import EsteiraError
 from esteira.runtime import thread_budget, training_threads
@@ -22,6 +22,7 @@ from esteira.runtime import thread_budget, training_threads
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from esteira.models import LoadedModel
     from esteira.project import Project
 
 
@@ -38,6 +39,79 @@ class BatchPrediction:
     seconds: float
 
 
+@dataclass(frozen=True)
+class ScoringPlan:
+    """What scoring a table takes, whatever the engine: the model, the input's columns to
+    read (the model's inputs, or its feature service's fields to look features up from),
+    and those to carry over."""
+
+    loaded: LoadedModel
+    input_version: int
+    reads: list[str]
+    keep: list[str]
+    lookup: bool
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def lineage(self, input_table: str) -> dict[str, Any]:
+        """The columns every scored row carries besides its prediction, in their order."""
+        return {
+            "model": self.loaded.name,
+            "model_version": self.loaded.version,
+            "input_table": input_table,
+            "input_version": self.input_version,
+            "prediction_run": self.run_id,
+        }
+
+
+def plan_scoring(
+    project: Project,
+    model: str,
+    input_table: str,
+    has: list[str],
+    input_version: int,
+    alias: str = "champion",
+    version: str | None = None,
+    keep: list[str] | None = None,
+) -> ScoringPlan:
+    """The plan to score `input_table` (whose columns are `has`) with `model`."""
+    from esteira.models import load
+    from esteira.registry import Registry
+
+    if version is None:
+        found = Registry(project).by_alias(model, alias)
+        if found is None:
+            raise EsteiraError(f"'{model}' has no '{alias}'; pass --version or promote one")
+        version = found.version
+    loaded = load(project, model, version, alias)
+    names = loaded.input_names
+    missing = [n for n in names if n not in has]
+    service = loaded.service
+    lookup = bool(missing) and service is not None and set(service.fields) <= set(has)
+    if missing and not lookup:
+        fields = f" (or its feature service's fields {service.fields})" if service else ""
+        raise EsteiraError(
+            f"table '{input_table}' lacks the model's inputs {missing}{fields}; it has {has}"
+        )
+    reads = list(service.fields) if lookup and service else names
+    kept = [k for k in (keep or []) if k in has and k not in reads]
+    return ScoringPlan(loaded, input_version, reads, kept, lookup)
+
+
+def record_scoring(
+    project: Project, plan: ScoringPlan, input_table: str, output_table: str,
+    output_version: int, rows: int, started: float,
+) -> BatchPrediction:  # fmt: skip
+    """The lineage of a scored table, stored in the metadata."""
+    from esteira.metadata import BatchPredictionRecord
+
+    result = BatchPrediction(
+        plan.run_id, plan.loaded.name, plan.loaded.version, input_table, plan.input_version,
+        output_table, output_version, rows, time.perf_counter() - started,
+    )  # fmt: skip
+    project.metadata.add(BatchPredictionRecord(**asdict(result)))
+    return result
+
+
 def predict_table(
     project: Project,
     model: str,
@@ -50,57 +124,33 @@ def predict_table(
     on_chunk: Callable[[int, int], None] = lambda done, total: None,
 ) -> BatchPrediction:
     """Score `input_table` (as of its current version) with `model`; returns the lineage."""
-    from esteira.metadata import BatchPredictionRecord
-    from esteira.models import load
-    from esteira.registry import Registry
     from esteira.serving.requests import model_frame
 
     if chunk_rows < 1:
         raise EsteiraError(f"chunk_rows must be at least 1, not {chunk_rows}")
     started = time.perf_counter()
-    if version is None:
-        found = Registry(project).by_alias(model, alias)
-        if found is None:
-            raise EsteiraError(f"'{model}' has no '{alias}'; pass --version or promote one")
-        version = found.version
-    loaded = load(project, model, version, alias)
     table = project.lake.open(input_table)
-    input_version = table.version()
     dataset = table.to_pyarrow_dataset()
-    has = dataset.schema.names
-    names = [c.name for c in loaded.columns]
-    missing = [n for n in names if n not in has]
-    service = loaded.service
-    lookup = bool(missing) and service is not None and set(service.fields) <= set(has)
-    if missing and not lookup:
-        fields = f" (or its feature service's fields {service.fields})" if service else ""
-        raise EsteiraError(
-            f"table '{input_table}' lacks the model's inputs {missing}{fields}; it has {has}"
-        )
-    reads = service.fields if lookup and service else names
-    keep = [k for k in (keep or []) if k in has and k not in reads]
-    run_id, total, done, output_version = uuid.uuid4().hex, dataset.count_rows(), 0, -1
-    batches = dataset.to_batches(columns=[*keep, *reads], batch_size=chunk_rows)
+    plan = plan_scoring(project, model, input_table, dataset.schema.names, table.version(),
+                        alias, version, keep)  # fmt: skip
+    loaded, service = plan.loaded, plan.loaded.service
+    total, done, output_version = dataset.count_rows(), 0, -1
+    batches = dataset.to_batches(columns=[*plan.keep, *plan.reads], batch_size=chunk_rows)
     with thread_budget(training_threads(project.settings.runtime.threads)):
         for chunk in rechunk(batches, chunk_rows):
             frame = chunk.to_pandas()
-            if lookup and service:
+            if plan.lookup and service:
                 inputs = model_frame(project.features.training_set(frame, service), loaded.columns)
             else:
-                inputs = frame[names]
+                inputs = frame[loaded.input_names]
             frame["prediction"] = loaded.predict(inputs)
-            frame["model"], frame["model_version"] = model, str(version)
-            frame["input_table"], frame["input_version"] = input_table, input_version
-            frame["prediction_run"], frame["predicted_at"] = run_id, datetime.now(UTC)
+            for name, value in plan.lineage(input_table).items():
+                frame[name] = value
+            frame["predicted_at"] = datetime.now(UTC)
             output_version = project.lake.append(output_table, frame)
             done += len(frame)
             on_chunk(done, total)
-    result = BatchPrediction(
-        run_id, model, str(version), input_table, input_version, output_table, output_version,
-        done, time.perf_counter() - started,
-    )  # fmt: skip
-    project.metadata.add(BatchPredictionRecord(**asdict(result)))
-    return result
+    return record_scoring(project, plan, input_table, output_table, output_version, done, started)
 
 
 def rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
