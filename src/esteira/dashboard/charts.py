@@ -35,7 +35,7 @@ def line_chart(
     height: int = 220,
 ) -> Markup:
     """One line per series over the x `labels`; None leaves a gap. `limit`: a dashed line."""
-    left, right, top, bottom = 58, 16, 12, 34
+    left, right, top, bottom = 58, 40, 12, 34
     found = [v for values in series.values() for v in values if _finite(v)]
     if limit is not None:
         found.append(limit)
@@ -76,6 +76,7 @@ def bar_chart(bars: Sequence[tuple[str, float]], title: str, width: int = 760,
               height: int = 200) -> Markup:  # fmt: skip
     """One bar per (label, value), from zero."""
     left, right, top, bottom = 58, 16, 12, 34
+    most_wide = 64
     high = max([v for _, v in bars if _finite(v)] + [0.0]) or 1.0
     plot_w, plot_h = width - left - right, height - top - bottom
     slot = plot_w / max(len(bars), 1)
@@ -88,10 +89,11 @@ def bar_chart(bars: Sequence[tuple[str, float]], title: str, width: int = 760,
                        height - 12)  # fmt: skip
     for i, (label, value) in enumerate(bars):
         shown = value if _finite(value) else 0.0
+        wide = min(slot * 0.8, most_wide)
         marks.append(Markup(
             '<rect class=bar x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}">'
             "<title>{}: {}</title></rect>"
-        ).format(left + i * slot + slot * 0.1, y(shown), slot * 0.8, y(0) - y(shown),
+        ).format(left + (i + 0.5) * slot - wide / 2, y(shown), wide, y(0) - y(shown),
                  SERIES_COLOURS[0], label, _short(value)))  # fmt: skip
     return _figure("bar", title, width, height, marks)
 

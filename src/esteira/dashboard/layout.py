@@ -48,7 +48,7 @@ figure.chart{margin:8px 0 16px;background:#fff;border:1px solid var(--line);bord
 padding:8px 12px;overflow-x:auto}figcaption{font-weight:600;margin-bottom:4px}
 .legend{font-size:12px;color:var(--muted)}.legend i{display:inline-block;width:10px;
 height:10px;margin:0 4px 0 12px;border-radius:2px}
-.models{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:12px}
+h3{font-size:15px;margin:16px 0 6px}td.when,.nowrap{white-space:nowrap}
 """
 
 

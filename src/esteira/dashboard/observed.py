@@ -81,11 +81,13 @@ class Traffic:
     versions: dict[str, int]
     """Requests answered per version (not as a shadow)."""
     period: str
-    """What a bucket is: "hour" or "day"."""
+    """What a bucket is: "minute", "hour" or "day"."""
     buckets: list[str]
     volume: list[float]
     p50_ms: list[float | None]
     p99_ms: list[float | None]
+    overall_ms: tuple[float, float] | None = None
+    """p50 and p99 of every request's latency."""
     first: datetime | None = None
     last: datetime | None = None
 
@@ -142,17 +144,18 @@ def quarantined(env: Environment) -> list[Quarantined]:
     if held.empty:
         return []
     grouped = held.groupby(["table", "batch", "run_id"], sort=False).agg(
-        rows=("reasons", "size"), at=("quarantined_at", "max"), reasons=("reasons", "first")
+        rows=("reasons", "size"), newest=("quarantined_at", "max"), reasons=("reasons", "first")
     )
     found = [
-        Quarantined(table, str(batch), int(row.rows), row.at.to_pydatetime(), row.reasons, run)
+        Quarantined(table, str(batch), int(row["rows"]), row["newest"].to_pydatetime(),
+                    row["reasons"], run)
         for (table, batch, run), row in grouped.iterrows()
-    ]
+    ]  # fmt: skip
     return sorted(found, key=lambda q: q.at, reverse=True)
 
 
 def traffic(env: Environment, model: str) -> Traffic | None:
-    """The prediction log's requests per hour (per day over more than two days) and their
+    """The prediction log's requests per minute, hour or day (as its span asks) and their
     latency; None when the model has no log yet."""
     lake = env.project.lake
     table = f"predictions_{model}"
@@ -172,8 +175,7 @@ def traffic(env: Environment, model: str) -> Traffic | None:
                                                   latency_ms=("latency_ms", "first"),
                                                   version=("version", "first"))  # fmt: skip
     first, last = requests["at"].min(), requests["at"].max()
-    period, freq, form = (("hour", "h", "%m-%d %H:00") if last - first <= _days(2)
-                          else ("day", "D", "%Y-%m-%d"))  # fmt: skip
+    period, freq, form = _period(last - first)
     by = requests.groupby(requests["at"].dt.floor(freq))["latency_ms"]
     volume, p50, p99 = by.size(), by.quantile(0.5), by.quantile(0.99)
     keep = volume.index[-MAX_BUCKETS:]
@@ -189,12 +191,20 @@ def traffic(env: Environment, model: str) -> Traffic | None:
         volume=[float(volume[t]) for t in keep],
         p50_ms=[float(p50[t]) for t in keep],
         p99_ms=[float(p99[t]) for t in keep],
+        overall_ms=(float(requests["latency_ms"].quantile(0.5)),
+                    float(requests["latency_ms"].quantile(0.99))),
         first=first.to_pydatetime(),
         last=last.to_pydatetime(),
     )
 
 
-def _days(n: int) -> Any:
+def _period(span: Any) -> tuple[str, str, str]:
+    """The bucket for a log spanning `span`: minutes up to two hours, hours up to two
+    days, else days (name, pandas frequency, label format)."""
     import pandas as pd
 
-    return pd.Timedelta(days=n)
+    if span <= pd.Timedelta(hours=2):
+        return "minute", "min", "%H:%M"
+    if span <= pd.Timedelta(days=2):
+        return "hour", "h", "%m-%d %H:00"
+    return "day", "D", "%Y-%m-%d"

@@ -58,7 +58,7 @@ def overview(place: Place, env: Environment) -> Markup:
 
 def _model_box(place: Place, env: Environment, name: str) -> Markup:
     summary = env.summary(name)
-    title = Markup("<h2>{} <span class=sub>{} version(s)</span></h2>").format(
+    title = Markup("<h3>{} <span class=sub>{} version(s)</span></h3>").format(
         name, summary.versions
     )
     if not summary.held:

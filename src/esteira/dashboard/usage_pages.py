@@ -102,6 +102,8 @@ def serving(place: Place, env: Environment) -> Markup:
         ("failed requests", f"{found.errors:,}", ""),
         ("shadow rows", f"{found.shadow_rows:,}", ""),
         ("by version", served, ""),
+        *((f"{name} latency", f"{ms:.1f} ms", "")
+          for name, ms in zip(("p50", "p99"), found.overall_ms or (), strict=False)),
     ]))  # fmt: skip
     parts.append(Markup("<p class=sub>from {} to {} UTC, per {} (the newest {})</p>").format(
         when(found.first), when(found.last), found.period, len(found.buckets)))
