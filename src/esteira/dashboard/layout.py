@@ -48,7 +48,8 @@ figure.chart{margin:8px 0 16px;background:#fff;border:1px solid var(--line);bord
 padding:8px 12px;overflow-x:auto}figcaption{font-weight:600;margin-bottom:4px}
 .legend{font-size:12px;color:var(--muted)}.legend i{display:inline-block;width:10px;
 height:10px;margin:0 4px 0 12px;border-radius:2px}
-h3{font-size:15px;margin:16px 0 6px}td.when,.nowrap{white-space:nowrap}
+h3{font-size:15px;margin:16px 0 6px}td.num,td:first-child{white-space:nowrap}
+table.facts th{width:120px;background:#f8fafc}th.num{text-align:right}
 """
 
 
@@ -113,7 +114,9 @@ def _picker(what: str, names: Sequence[str], current: str, link: Any) -> Markup:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()
           ) -> Markup:  # fmt: skip
     """A table; cells that are not markup are escaped; `numeric`: columns aligned right."""
-    head = Markup("").join(Markup("<th>{}</th>").format(h) for h in headers)
+    head = Markup("").join(Markup("<th{}>{}</th>").format(Markup(" class=num") if i in numeric
+                                                          else "", h)
+                           for i, h in enumerate(headers))  # fmt: skip
     body = Markup("").join(
         Markup("<tr>{}</tr>").format(Markup("").join(
             Markup("<td{}>{}</td>").format(Markup(" class=num") if i in numeric else "", cell)
@@ -122,6 +125,13 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequen
         for row in rows
     )  # fmt: skip
     return Markup("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>").format(head, body)
+
+
+def facts_table(facts: Iterable[tuple[str, Any]]) -> Markup:
+    """A table of named facts, the name in the first column."""
+    rows = Markup("").join(Markup("<tr><th>{}</th><td>{}</td></tr>").format(name, value)
+                           for name, value in facts)  # fmt: skip
+    return Markup("<table class=facts><tbody>{}</tbody></table>").format(rows)
 
 
 def empty(message: str, *commands: str) -> Markup:

@@ -13,6 +13,7 @@ from esteira.dashboard.layout import (
     badge,
     cards,
     empty,
+    facts_table,
     link,
     number,
     seconds,
@@ -24,7 +25,7 @@ from esteira.dashboard.layout import (
 if TYPE_CHECKING:
     from esteira.dashboard.data import Environment
     from esteira.dashboard.layout import Place
-    from esteira.metadata import PipelineRun
+    from esteira.metadata import PipelineRun, TableAccess
 
 RUNS_CHARTED = 30
 
@@ -139,7 +140,7 @@ def run(place: Place, env: Environment, run_id: str) -> Markup:
         ("MLflow", link(place.mlflow.run(env.experiment_id, r.mlflow_run_id or ""),
                         r.mlflow_run_id or "nothing new to track: every step was a cache hit")),
     ]  # fmt: skip
-    parts = [Markup("<h1>Run {}</h1>").format(r.id), table(["", ""], facts)]
+    parts = [Markup("<h1>Run {}</h1>").format(r.id), facts_table(facts)]
     if r.error:
         parts.append(Markup("<p class=empty>{}</p>").format(r.error.strip().splitlines()[-1]))
     timed = [(s.step, s.duration_s or 0.0) for s in r.steps]
@@ -148,16 +149,28 @@ def run(place: Place, env: Environment, run_id: str) -> Markup:
     rows = []
     for s in r.steps:
         told = s.status + (f" ← {s.cached_from[:8]}" if s.cached_from else "")
-        metrics = ", ".join(f"{k}={number(v)}" for k, v in sorted(s.metrics.items())[:6]
-                            if isinstance(v, int | float))  # fmt: skip
+        metrics = ", ".join(f"{k}={number(v)}" for k, v in sorted(s.metrics.items())
+                            if "." not in k and isinstance(v, int | float))  # fmt: skip
         models = Markup(", ").join(link(place.mlflow.version(m.name, m.version),
                                         f"{m.name} v{m.version}") for m in s.models)  # fmt: skip
-        tables = ", ".join(f"{t.mode} {t.table}@v{t.version}" for t in s.tables)
+        tables = "; ".join(
+            f"{mode} " + ", ".join(f"{t}@v{v}" for t, v in versions.items())
+            for mode, versions in _newest_versions(s.tables).items()
+        )
         rows.append([s.step, status(s.status) if not s.cached_from else badge(told, "ok"),
                      seconds(s.duration_s), tables or "-", metrics or "-", models or "-"])
     parts.append(Markup("<h2>Steps</h2>"))
     parts.append(table(["step", "status", "time", "data", "metrics", "models"], rows, [2]))
     return Markup("").join(parts)
+
+
+def _newest_versions(accesses: list[TableAccess]) -> dict[str, dict[str, int]]:
+    """Per mode (read, write), each table once, at the newest version the step used."""
+    found: dict[str, dict[str, int]] = {}
+    for a in accesses:
+        seen = found.setdefault(a.mode, {})
+        seen[a.table] = max(seen.get(a.table, a.version), a.version)
+    return found
 
 
 def ct_runs(place: Place, env: Environment) -> Markup:
