@@ -93,6 +93,17 @@ def test_a_read_only_metadata_store_reads_and_refuses_writes(tmp_path):
         looking.add(CTRun(model="m", trigger="on_demand", reason="again", status="completed"))
 
 
+def test_a_read_only_store_on_postgresql_refuses_writes(postgres_server):
+    from sqlalchemy.exc import InternalError
+
+    url = postgres_server.new_database()
+    MetadataStore(url).add(CTRun(model="m", trigger="on_demand", reason="r", status="completed"))
+    looking = MetadataStore(url, read_only=True)
+    assert [r.reason for r in looking.ct_runs("m")] == ["r"]
+    with pytest.raises(InternalError, match="read-only transaction"):
+        looking.add(CTRun(model="m", trigger="on_demand", reason="again", status="completed"))
+
+
 # a home that never ran ----------------------------------------------------------------
 
 

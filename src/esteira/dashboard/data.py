@@ -107,6 +107,7 @@ class Environment:
                                              read_only=True)  # fmt: skip
         self.name = name
         self._experiment_id: str | None = None
+        self._found: set[tuple[str, str]] = set()
 
     @property
     def settings(self) -> Any:
@@ -115,16 +116,25 @@ class Environment:
     @property
     def metadata(self) -> MetadataStore | None:
         """The metadata store, or None while no run has made it."""
-        if not _exists(self.settings.metadata_url):
+        if not self._made(self.settings.metadata_url, "pipeline_runs"):
             return None
         return self.project.metadata
 
     @property
     def registry(self) -> Registry | None:
-        """The model registry, or None while no model was registered here."""
-        if not _exists(self.settings.registry_uri) or not _exists(self.settings.tracking_uri):
+        """The model registry, or None while MLflow has no store here (opening one would
+        make it)."""
+        if not (self._made(self.settings.registry_uri, "registered_models")
+                and self._made(self.settings.tracking_uri, "experiments")):  # fmt: skip
             return None
         return self._registry
+
+    def _made(self, uri: str, table: str) -> bool:
+        """Whether the database at `uri` exists and has `table`: a store made by a run.
+        Once found, always (stores are not unmade)."""
+        if (uri, table) not in self._found and _holds(uri, table):
+            self._found.add((uri, table))
+        return (uri, table) in self._found
 
     @cached_property
     def _registry(self) -> Registry:
@@ -230,8 +240,25 @@ class Environment:
                      {a: h for a, h in history.items() if h})  # fmt: skip
 
 
-def _exists(uri: str) -> bool:
-    """Whether a store's database is there: a SQLite file must exist (opening one would
-    create it); a server's database is taken to."""
+def _holds(uri: str, table: str) -> bool:
+    """Whether the database at `uri` has `table`, looked at read-only: a SQLite file that
+    is not there is not created, an empty database on a server is left empty."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
     path = sqlite_path(uri)
-    return path is None or path.is_file()
+    if path is not None:
+        if not path.is_file():
+            return False
+        uri = f"sqlite:///{path.resolve().as_uri()}?mode=ro&uri=true"
+    try:
+        engine = create_engine(uri)
+    except (SQLAlchemyError, ImportError):
+        return True  # the store's own opening says what is wrong with it
+    try:
+        with engine.connect() as con:
+            return inspect(con).has_table(table)
+    except SQLAlchemyError:
+        return True
+    finally:
+        engine.dispose()
