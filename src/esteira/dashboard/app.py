@@ -16,7 +16,7 @@ from markupsafe import Markup
 from esteira.dashboard import pages, usage_pages
 from esteira.dashboard.data import Environment, MlflowLinks
 from esteira.dashboard.layout import Place, empty, page
-from esteira.errors import EsteiraError, NotFound
+from esteira.errors import EsteiraError, NotFound, first_line
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -98,12 +98,22 @@ def create_app(root: Path, env: str, mlflow_url: str, shown_root: str | None = N
 
     @app.exception_handler(EsteiraError)
     def told(request: Request, error: EsteiraError) -> HTMLResponse:
-        place = board.plain_place(request.query_params.get("env"))
-        body = Markup("<h1>Not shown</h1>") + empty(str(error))
         code = 404 if isinstance(error, NotFound) else 503
-        return HTMLResponse(page(place, "", "not shown", body), status_code=code)
+        return _error_page(board, request, str(error), code)
+
+    @app.exception_handler(Exception)
+    def failed(request: Request, error: Exception) -> HTMLResponse:
+        # uvicorn logs the traceback; the page says what failed in one line
+        told = f"this page failed: {type(error).__name__}: {first_line(error)}"
+        return _error_page(board, request, told, 500)
 
     return app
+
+
+def _error_page(board: Dashboard, request: Request, message: str, code: int) -> HTMLResponse:
+    place = board.plain_place(request.query_params.get("env"))
+    body = Markup("<h1>Not shown</h1>") + empty(message)
+    return HTMLResponse(page(place, "", "not shown", body), status_code=code)
 
 
 def _route(board: Dashboard, name: str, view: View) -> Callable[..., str]:

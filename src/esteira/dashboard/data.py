@@ -162,13 +162,12 @@ class Environment:
         registry = self.registry
         if registry is None or name not in registry.models():
             return ModelSummary(name, [], 0)
-        versions = registry.versions(name)
         held = []
         for alias in SHOWN_ALIASES:
-            found = next((v for v in versions if alias in v.aliases), None)
-            if found is not None:
-                held.append(self._held(alias, found))
-        return ModelSummary(name, held, len(versions))
+            found = registry.by_alias(name, alias)
+            if found is not None:  # with its run's metrics: two versions, not every one
+                held.append(self._held(alias, registry.version(name, found.version)))
+        return ModelSummary(name, held, len(registry.versions(name, with_metrics=False)))
 
     def _held(self, alias: str, version: VersionInfo) -> Held:
         metric = self.key_metric(version.tags)
