@@ -239,7 +239,9 @@ def test_the_dashboard_shows_the_loop_of_the_trained_home_and_writes_nothing(hom
 
     overview = pages["/"].text
     assert f"version {champion.version}" in overview and f"roc_auc {auc:.4g}" in overview
-    assert f"/#/models/flight_delays/versions/{champion.version}" in overview
+    assert f"http://127.0.0.1:5000/#/models/flight_delays/versions/{champion.version}" in overview
+    experiment = project.tracker.client.get_run(champion.run_id).info.experiment_id
+    assert f"/#/experiments/{experiment}/runs/{champion.run_id}" in overview
     assert "Maturity: level" in overview
     ct_run = project.metadata.ct_runs("flight_delays")[0]
     assert "February landed" in pages["/ct"].text and ct_run.batch in pages["/ct"].text

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from esteira.errors import NotFound
 from esteira.files import sqlite_path
@@ -21,6 +21,7 @@ from esteira.registry import CHALLENGER, CHAMPION, RUN_TAG
 
 if TYPE_CHECKING:
     from esteira.cicd.maturity import Scorecard
+    from esteira.config import Settings
     from esteira.metadata import (
         AliasChange,
         CDDecision,
@@ -110,7 +111,7 @@ class Environment:
         self._found: set[tuple[str, str]] = set()
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         return self.project.settings
 
     @property
