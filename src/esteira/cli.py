@@ -17,6 +17,7 @@ from esteira.commands import (
     ci,
     config,
     ct,
+    dashboard,
     db,
     export,
     features,
@@ -441,6 +442,7 @@ app.command("release")(releases.release)
 app.command("deploy")(releases.deploy)
 app.command("releases")(releases.list_releases)
 app.command("maturity")(maturity.maturity)
+app.command("dashboard")(dashboard.dashboard)
 app.add_typer(cd.app, name="cd")
 app.add_typer(features.app, name="features")
 app.add_typer(cache.app, name="cache")

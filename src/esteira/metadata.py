@@ -26,6 +26,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    make_url,
     select,
 )
 from sqlalchemy.orm import (
@@ -348,20 +349,25 @@ class CDDecision(Base):
 
 
 class MetadataStore:
-    def __init__(self, url: str, migrate: bool = True) -> None:
-        """`migrate=False`: open as it is (`esteira db` reads and upgrades the schema)."""
+    def __init__(self, url: str, migrate: bool = True, read_only: bool = False) -> None:
+        """`migrate=False`: open as it is (`esteira db` reads and upgrades the schema).
+        `read_only`: an existing store, opened so that nothing can write to it (the
+        dashboard), never migrated."""
         self.url = url
-        self.engine = _engine(url)
-        self.shown = self.engine.url.render_as_string(hide_password=True)
-        """The URL as messages give it: never its password."""
         path = sqlite_path(url)
+        if read_only and path is not None and not path.is_file():
+            raise NotFound(f"no metadata store at {path} yet: run a pipeline first")
+        self.engine = _engine(url, read_only)
+        self.shown = make_url(url).render_as_string(hide_password=True)
+        """The URL as messages give it: never its password."""
         problem = sqlite_problem(path) if path else None
         if problem:  # else taken for a new store, and its history silently lost
             raise MetadataDamaged(f"the metadata store {path} {problem}: {RESTORE}")
         if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            pragmas = _sqlite_read_pragmas if read_only else _sqlite_pragmas
+            event.listen(self.engine, "connect", pragmas)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
-        if migrate:
+        if migrate and not read_only:
             with self._named_damage():
                 self._migrate()
 
@@ -739,13 +745,20 @@ def _unreachable(reason: str) -> bool:
     return any(word in reason.lower() for word in words)
 
 
-def _engine(url: str) -> Any:
-    """The SQLAlchemy engine of `url`, or one line saying why there is none."""
+def _engine(url: str, read_only: bool = False) -> Any:
+    """The SQLAlchemy engine of `url`, or one line saying why there is none; `read_only`:
+    one whose connections refuse every write."""
     from sqlalchemy.exc import ArgumentError
 
     try:
         if url.startswith("postgresql"):  # an unreachable host fails in 10 s, not never
-            return create_engine(url, connect_args={"connect_timeout": 10}, pool_pre_ping=True)
+            args: dict[str, Any] = {"connect_timeout": 10}
+            if read_only:
+                args["options"] = "-c default_transaction_read_only=on"
+            return create_engine(url, connect_args=args, pool_pre_ping=True)
+        path = sqlite_path(url)
+        if read_only and path is not None:
+            return create_engine(f"sqlite:///{path.resolve().as_uri()}?mode=ro&uri=true")
         return create_engine(url)
     except ModuleNotFoundError as e:
         raise MetadataUnreachable(
@@ -757,6 +770,13 @@ def _engine(url: str) -> Any:
             "ESTEIRA_METADATA_URL (or [metadata] url) is not a database URL: use "
             "sqlite:///path/esteira.db or postgresql+psycopg://user@host:5432/dbname"
         ) from None
+
+
+def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """A reader's: waits for the writer's lock, changes nothing in the file."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

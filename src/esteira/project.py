@@ -33,8 +33,11 @@ class Project:
         pipelines: Mapping[str, Pipeline],
         feature_views: Mapping[str, FeatureView] | None = None,
         feature_services: Mapping[str, FeatureService] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.settings = settings
+        self.read_only = read_only
+        """Look, never write: stores that exist are opened read-only, none is created."""
         self.pipelines = dict(pipelines)
         self.feature_views = dict(feature_views or {})
         self.feature_services = dict(feature_services or {})
@@ -60,6 +63,8 @@ class Project:
     def metadata(self) -> MetadataStore:
         from esteira.metadata import MetadataStore
 
+        if self.read_only:
+            return MetadataStore(self.settings.metadata_url, read_only=True)
         self.settings.home.mkdir(parents=True, exist_ok=True)
         return MetadataStore(self.settings.metadata_url)
 
@@ -79,7 +84,8 @@ class Project:
     def tracker(self) -> Tracker:
         from esteira.tracking import Tracker
 
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        if not self.read_only:
+            self.settings.home.mkdir(parents=True, exist_ok=True)
         s = self.settings
         return Tracker(
             s.tracking_uri, s.registry_uri, s.experiment, s.mlflow_artifacts_path, s.trusted_types
@@ -113,9 +119,13 @@ def load_project(path: str | Path = ".", environ: Mapping[str, str] | None = Non
     return Project(settings, *_import_definitions(settings))
 
 
-def open_project(path: str | Path = ".", environ: Mapping[str, str] | None = None) -> Project:
-    """A project's settings and stores without importing its code: enough to inspect runs."""
-    return Project(load_settings(path, dict(environ) if environ is not None else None), {})
+def open_project(
+    path: str | Path = ".", environ: Mapping[str, str] | None = None, read_only: bool = False
+) -> Project:
+    """A project's settings and stores without importing its code: enough to inspect runs
+    (`read_only`: and never to change them)."""
+    settings = load_settings(path, dict(environ) if environ is not None else None)
+    return Project(settings, {}, read_only=read_only)
 
 
 def _import_definitions(

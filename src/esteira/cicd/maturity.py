@@ -189,7 +189,7 @@ def other_environments(project: Project) -> dict[str, Project]:
     for name in environments_of(project.root):
         if name == project.settings.env:
             continue
-        other = open_project(project.root, {**os.environ, ENV_VARIABLE: name})
+        other = open_project(project.root, {**os.environ, ENV_VARIABLE: name}, project.read_only)
         url = other.settings.metadata_url
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
             continue

@@ -15,6 +15,7 @@ as calendar columns on seasonal data, are still measured and shown, marked not c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,14 @@ def drift_of(
 def counted(found: dict[str, Any]) -> bool:
     """Whether a column's drift counts in the drift share: a model input not ignored."""
     return bool(found.get("counted", True)) and found.get("kind") != "prediction"
+
+
+def severity(found: dict[str, Any]) -> float:
+    """A column's figure against its limit: above 1 means drifted, whatever the test."""
+    if found["test"] in ("ks", "chi_square"):  # p-values: smaller is worse
+        p = max(found["value"], 1e-300)
+        return math.log(p) / math.log(found["threshold"])
+    return found["value"] / found["threshold"]
 
 
 def drift_share(drifted: dict[str, Any]) -> float:

@@ -5,11 +5,10 @@ model's metric went over time, and each feature's distribution, reference agains
 from __future__ import annotations
 
 import html
-import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from esteira.monitoring.drift import counted
+from esteira.monitoring.drift import counted, severity
 from esteira.monitoring.monitor import PREDICTION
 from esteira.monitoring.performance import MONITORED, key_metric, record_task
 
@@ -205,24 +204,16 @@ def _not_counted(found: dict[str, Any]) -> str:
     return "" if found.get("counted", True) else " · not counted"
 
 
-def _severity(found: dict[str, Any]) -> float:
-    """The figure against its limit: above 1 means drifted, whatever the test."""
-    if found["test"] in ("ks", "chi_square"):  # p-values: smaller is worse
-        p = max(found["value"], 1e-300)
-        return math.log(p) / math.log(found["threshold"])
-    return found["value"] / found["threshold"]
-
-
 def _drift_bars(drifted: dict[str, Any]) -> str:
-    rows = sorted(drifted.items(), key=lambda kv: -_severity(kv[1]))
+    rows = sorted(drifted.items(), key=lambda kv: -severity(kv[1]))
     width, label, row = 760, 130, 20
-    cap = max(3.0, min(max((_severity(d) for _, d in rows), default=1), 10))  # longer: clipped
+    cap = max(3.0, min(max((severity(d) for _, d in rows), default=1), 10))  # longer: clipped
     svg = [f"<svg width={width} height={row * len(rows) + 24} role=img>"]
     scale = (width - label - 90) / cap
     x1 = label + scale
     for i, (column, d) in enumerate(rows):
         y = i * row + 4
-        bar = min(_severity(d), cap) * scale
+        bar = min(severity(d), cap) * scale
         color = BAD if d["drifted"] else OK
         svg.append(
             f"<text x={label - 6} y={y + 13} text-anchor=end font-size=12>{_e(column)}</text>"
