@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from esteira.commands.common import EnvOption, ProjectOption, new_console
+from esteira.commands.common import Engine, EngineOption, EnvOption, ProjectOption, new_console
 
 app = typer.Typer(help="Discover the project's feature views and services.", no_args_is_help=True)
 
@@ -53,6 +53,46 @@ def features_list(project: ProjectOption = Path("."), env: EnvOption = None) -> 
                 getattr(s.derive, "__name__", "") or "-",
             )
         console.print(services)
+
+
+@app.command("materialize")
+def features_materialize(
+    views: Annotated[
+        list[str] | None, typer.Argument(help="Feature views (default: every view).")
+    ] = None,
+    project: ProjectOption = Path("."),
+    env: EnvOption = None,
+    engine: EngineOption = Engine.embedded,
+) -> None:
+    """Rebuild feature views' offline tables from their sources and refresh the online store
+    with each entity's latest values (what serving looks up).
+
+    Example: esteira features materialize weather_at_origin -p examples/flight_delays
+
+    Example (on Spark): esteira features materialize -p examples/flight_delays --engine spark
+    """
+    from esteira.project import load_project
+
+    p = load_project(project)
+    chosen = [p.features.view(v).name for v in views or sorted(p.feature_views)]
+    if not chosen:
+        raise typer.BadParameter("the project declares no feature view")
+    console = new_console()
+    if engine is Engine.spark:
+        from esteira.runtime import training_threads
+        from esteira.spark.features import materialize_spark
+        from esteira.spark.session import spark_session
+
+        spark = spark_session(training_threads(p.settings.runtime.threads))
+        materialize = lambda name: materialize_spark(p.features, name, spark)  # noqa: E731
+    else:
+        materialize = p.features.materialize
+    for name in chosen:
+        with console.status(f"materializing {name} ({engine})"):
+            done = materialize(name)
+        table = f"features_{name}@v{done['offline_version']}"
+        console.print(f"{name}: {done['rows']:,} rows → {table}, online store refreshed",
+                      highlight=False)  # fmt: skip
 
 
 @app.command("show")

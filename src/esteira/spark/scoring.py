@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from esteira.errors import EsteiraError
 from esteira.serving.batch import BatchPrediction, plan_scoring, record_scoring
+from esteira.spark.features import service_features
 from esteira.spark.session import spark_session
 from esteira.spark.tables import append_table, read_table
 
@@ -43,17 +43,14 @@ def predict_table_spark(
     frame, input_version = read_table(spark, project.lake, input_table)
     plan = plan_scoring(project, model, input_table, frame.columns, input_version, alias,
                         version, keep)  # fmt: skip
-    if plan.lookup:
-        raise EsteiraError(
-            f"table '{input_table}' has the fields of the feature service "
-            f"'{plan.loaded.service.name if plan.loaded.service else ''}', not the model's "
-            "inputs: the Spark engine scores tables of the model's inputs (such as the features "
-            "a pipeline keeps); score this one without --engine spark"
-        )
     rows = frame.select(*plan.keep, *plan.reads)
+    service = plan.loaded.service
+    if plan.lookup and service is not None:  # features as of each event, from the offline store
+        rows = service_features(spark, project.features, rows, service)
     lineage = [F.lit(value).alias(name) for name, value in plan.lineage(input_table).items()]
     scored = rows.select(
-        "*",
+        *plan.keep,
+        *plan.reads,
         predictions(spark, plan.loaded, rows).alias("prediction"),
         *lineage,
         F.lit(datetime.now(UTC)).alias("predicted_at"),

@@ -34,10 +34,13 @@ SETTINGS = {
 }
 
 
+PANDAS_WARNING = "PySpark does not yet fully support"
+
+
 def spark_session(cores: int = 1) -> SparkSession:
     """The active session, or a local one on `cores` cores; one line when Spark cannot run."""
     # PySpark warns about pandas 3 on every conversion; the engine's results are tested.
-    warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+    warnings.filterwarnings("ignore", PANDAS_WARNING, FutureWarning)
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -66,6 +69,7 @@ def spark_session(cores: int = 1) -> SparkSession:
         .appName("esteira")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={logging}")
+        .config("spark.executorEnv.PYTHONWARNINGS", f"ignore:{PANDAS_WARNING}:FutureWarning")
     )
     for key, value in SETTINGS.items():
         builder = builder.config(key, value)

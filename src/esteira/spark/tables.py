@@ -63,6 +63,15 @@ def read_table(
 def append_table(lake: Lake, table: str, frame: DataFrame) -> tuple[int, int]:
     """Append `frame`: Spark's tasks write its Parquet files inside the table's folder, then
     one Delta commit adds them all; returns the version that commit made and its rows."""
+    return _write(lake, table, frame, "append")
+
+
+def replace_table(lake: Lake, table: str, frame: DataFrame) -> tuple[int, int]:
+    """Replace the table's rows (and columns) with `frame`'s, in one Delta commit."""
+    return _write(lake, table, frame, "overwrite")
+
+
+def _write(lake: Lake, table: str, frame: DataFrame, mode: str) -> tuple[int, int]:
     import pyarrow.fs as pafs
     from deltalake import CommitProperties, Schema
     from deltalake.transaction import create_table_with_add_actions
@@ -84,8 +93,10 @@ def append_table(lake: Lake, table: str, frame: DataFrame) -> tuple[int, int]:
     try:
         if lake.exists(table):
             dt = lake.open(table)
-            _same_columns(table, _arrow(dt), schema)
-            dt.create_write_transaction(actions, "append", dt.schema(), commit_properties=marked)
+            if mode == "append":
+                _same_columns(table, _arrow(dt), schema)
+            kept = Schema.from_arrow(schema) if mode == "overwrite" else dt.schema()
+            dt.create_write_transaction(actions, mode, kept, commit_properties=marked)
         else:
             create_table_with_add_actions(
                 lake.path(table), Schema.from_arrow(schema), actions, commit_properties=marked
