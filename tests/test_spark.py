@@ -174,6 +174,21 @@ def test_spark_monitors_a_table_as_the_embedded_engine(spark, flights):
     assert "<svg" in ours.report.read_text()
 
 
+def test_spark_says_what_there_is_when_a_batch_has_no_rows(spark, flights):
+    from esteira.errors import EsteiraError
+    from esteira.spark.monitoring import monitor_table_spark
+    from esteira.spark.scoring import predict_table_spark
+
+    with pytest.raises(EsteiraError, match=r"no rows of batch 2099-01 \(batches: 2013-01"):
+        monitor_table_spark(flights, "flight_delays", "flight_features", batch="2099-01",
+                            spark=spark)  # fmt: skip
+    kept, _ = flights.lake.read("flight_features")
+    flights.lake.replace("nothing_yet", kept.head(0))
+    done = predict_table_spark(flights, "flight_delays", "nothing_yet", "never_written",
+                               spark=spark)  # fmt: skip
+    assert done.rows == 0 and not flights.lake.exists("never_written")
+
+
 def test_spark_scores_and_monitors_a_multiclass_model(spark, tmp_path):
     from esteira.monitoring.job import run_monitor
     from esteira.serving.batch import predict_table

@@ -120,7 +120,7 @@ def run_monitor(
         data, table_version = project.lake.read(table, filters=filters)
         name = f"{table}@v{table_version}" + (f" batch {batch}" if batch else "")
         if data.empty:
-            raise EsteiraError(_empty(project, table, batch))
+            raise EsteiraError(empty_message(project, table, batch))
     else:
         data, served = prediction_log(project, model, version, since)
         name = "prediction log" + (f", last {since}" if since else "")
@@ -177,7 +177,8 @@ def write_report(
     return path
 
 
-def _empty(project: Project, table: str, batch: str | None) -> str:
+def empty_message(project: Project, table: str, batch: str | None) -> str:
+    """Why there is nothing to monitor: the table is empty, or which batches it has."""
     if not batch:
         return f"lake table '{table}' has no rows to monitor"
     column = project.settings.ct.batch_column

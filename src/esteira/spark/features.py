@@ -139,6 +139,7 @@ def by_slices(
     thousand rows."""
     import pyarrow as pa
     from pyspark.sql.pandas.types import from_arrow_schema
+
     times = _times(frame)
 
     def run(rows: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import numpy as np
 
 from esteira.errors import EsteiraError
 from esteira.monitoring.drift import tally_drift
-from esteira.monitoring.job import MonitorResult, monitored_version, write_report
+from esteira.monitoring.job import MonitorResult, empty_message, monitored_version, write_report
 from esteira.monitoring.monitor import PREDICTION, record_monitoring, reference_profile
 from esteira.spark.scoring import predictions
 from esteira.spark.session import spark_session
@@ -59,6 +59,8 @@ def monitor_table_spark(
             raise EsteiraError(f"lake table '{table}' has no '{ct.batch_column}' column "
                                "([ct] batch_column) to pick a batch from")  # fmt: skip
         data = data.where(F.col(ct.batch_column) == batch)
+    if data.isEmpty():
+        raise EsteiraError(empty_message(project, table, batch))
     name = f"{table}@v{table_version}" + (f" batch {batch}" if batch else "")
     loaded = load(project, model, version)
     missing = [c for c in loaded.input_names if c not in data.columns]
@@ -73,8 +75,6 @@ def monitor_table_spark(
     try:
         columns = [c for c in [*loaded.input_names, PREDICTION] if c in reference.columns]
         tallies = spark_tallies(scored, {c: reference.columns[c] for c in columns})
-        if not tallies[columns[0]].rows:
-            raise EsteiraError(f"{name} has no rows to monitor")
         labelled, segments = _labelled(scored, ct.label, project.settings.gates.segment, loaded)
     finally:
         scored.unpersist()

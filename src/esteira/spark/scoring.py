@@ -43,7 +43,9 @@ def predict_table_spark(
     frame, input_version = read_table(spark, project.lake, input_table)
     plan = plan_scoring(project, model, input_table, frame.columns, input_version, alias,
                         version, keep)  # fmt: skip
-    rows = frame.select(*plan.keep, *plan.reads)
+    if frame.isEmpty():  # nothing to score, nothing written: as the embedded engine
+        return record_scoring(project, plan, input_table, output_table, -1, 0, started)
+    rows = _spread(spark, frame.select(*plan.keep, *plan.reads))
     service = plan.loaded.service
     if plan.lookup and service is not None:  # features as of each event, from the offline store
         rows = service_features(spark, project.features, rows, service)
@@ -58,6 +60,14 @@ def predict_table_spark(
     output_version, count = append_table(project.lake, output_table, scored)
     return record_scoring(project, plan, input_table, output_table, output_version, count,
                           started)  # fmt: skip
+
+
+def _spread(spark: SparkSession, rows: DataFrame) -> DataFrame:
+    """`rows` spread over Spark's cores when they come from fewer files than cores: a file
+    that `deltalake` wrote has one row group per million rows, which one task reads whole,
+    so a table of one file would be scored by one core."""
+    cores = spark.sparkContext.defaultParallelism
+    return rows.repartition(cores) if len(rows.inputFiles()) < cores else rows
 
 
 def predictions(spark: SparkSession, loaded: LoadedModel, rows: DataFrame) -> Column:
