@@ -4,6 +4,7 @@ Lake tables round-trip through Spark without Delta jars, and a failed job adds n
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -300,14 +301,27 @@ def test_spark_scores_departures_with_their_features_as_of_their_time(spark, fli
     assert np.abs(paired.prediction - paired.prediction_spark).max() < 1e-12
 
 
-def test_the_command_says_when_java_is_missing(tmp_path):
-    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)}
+def _refused(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     root = REPO / "examples" / "flight_delays"
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "esteira.cli", "predict", "-p", str(root), "--input", "rows",
          "--output", "scored", "--engine", "spark", "--version", "1"],
-        capture_output=True, text=True, env=env | {"ESTEIRA_HOME": str(tmp_path / "home")},
-        timeout=120,
+        capture_output=True, text=True, timeout=120,
+        env={"HOME": str(tmp_path), "ESTEIRA_HOME": str(tmp_path / "home")} | env,
     )  # fmt: skip
+
+
+def test_the_command_says_when_java_is_missing(tmp_path):
+    out = _refused(tmp_path, {"PATH": str(Path(sys.executable).parent)})
     assert out.returncode == 1
     assert "needs Java 17 or newer" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_command_says_when_pyspark_is_missing(tmp_path):
+    shadow = tmp_path / "shadow" / "pyspark"  # a pyspark that cannot be imported
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('no pyspark here')\n")
+    out = _refused(tmp_path, {"PATH": os.environ["PATH"], "PYTHONPATH": str(shadow.parent)})
+    assert out.returncode == 1
+    assert "needs pyspark: pip install 'esteira-mlops[spark]'" in out.stderr
+    assert "Traceback" not in out.stderr

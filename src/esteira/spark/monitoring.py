@@ -45,14 +45,13 @@ def monitor_table_spark(
 ) -> MonitorResult:
     """`esteira monitor --input TABLE --engine spark`: drift of the table's model inputs and
     of the model's predictions on it, and its metrics where it has labels."""
-    from pyspark.sql import functions as F
-
     from esteira.models import load
     from esteira.runtime import training_threads
 
     ct = project.settings.ct
     version = monitored_version(project, model, version)
     spark = spark or spark_session(training_threads(project.settings.runtime.threads))
+    from pyspark.sql import functions as F  # once the session says pyspark is there
     data, table_version = read_table(spark, project.lake, table)
     if batch:
         if ct.batch_column not in data.columns:

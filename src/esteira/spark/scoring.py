@@ -34,12 +34,11 @@ def predict_table_spark(
     spark: SparkSession | None = None,
 ) -> BatchPrediction:
     """Score `input_table` (as of its current version) with `model` on Spark."""
-    from pyspark.sql import functions as F
-
     from esteira.runtime import training_threads
 
     started = time.perf_counter()
     spark = spark or spark_session(training_threads(project.settings.runtime.threads))
+    from pyspark.sql import functions as F  # once the session says pyspark is there
     frame, input_version = read_table(spark, project.lake, input_table)
     plan = plan_scoring(project, model, input_table, frame.columns, input_version, alias,
                         version, keep)  # fmt: skip
