@@ -11,7 +11,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from esteira.ct.replay import BatchRow, PolicyResult
+    from esteira.ct.feed import BatchRow
+    from esteira.ct.replay import PolicyResult
     from esteira.metadata import MonitoringRecord, PipelineRun, TableAccess
     from esteira.pipelines.runner import StepEvent
 
