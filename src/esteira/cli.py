@@ -380,31 +380,48 @@ def ui(
 @app.command()
 def demo(
     project: ProjectOption = Path("examples/flight_delays"),
-    pipeline: Annotated[str, typer.Option(help="Pipeline to run.")] = "train",
+    home: Annotated[
+        Path | None, typer.Option(help="The demo's home (default: .esteira/demo in the project).")
+    ] = None,
+    first: Annotated[str, typer.Option("--from", help="First batch fed to level 1.")] = "2013-04",
+    last: Annotated[str, typer.Option("--to", help="Last batch fed to level 1.")] = "2013-12",
+    faulty: Annotated[
+        str, typer.Option(help="A batch delivered broken, to be quarantined ('' for none).")
+    ] = "2013-07",
+    fast: Annotated[
+        bool, typer.Option(help="Three batches from --from, one of them faulty.")
+    ] = False,
 ) -> None:
-    """Run the reference project's training pipeline and say where to look.
+    """Walk the reference project through the maturity levels in a home of its own: level 0
+    (the pipeline by hand, the first champion), then level 1 (batches fed month by month
+    through continuous training while a live service answers and swaps champions). Ctrl-C
+    stops; a rerun continues.
 
-    Example: esteira demo --project examples/flight_delays
+    Example: esteira demo --project examples/flight_delays --fast
     """
-    from esteira.project import open_project
+    from esteira.batches import period_of
+    from esteira.console import policy_table
+    from esteira.ct.replay import PolicyResult
+    from esteira.demo.run import run_demo
 
-    run(pipeline, project)
-    latest = open_project(project).metadata.runs(pipeline, limit=1)[0]
-    activate = Path(sys.executable).parent / "activate"
-    new_console().print(
-        f"\n[bold]Where to look[/] (first: source {activate})\n"
-        "  # one run: steps, timings, cache hits, artifacts, data versions, metrics\n"
-        f"  esteira show {latest.id[:12]} -p {project}\n"
-        "  # MLflow UI on http://127.0.0.1:5000: params, metrics, datasets, lineage tags,\n"
-        "  # and the registered model\n"
-        f"  esteira ui -p {project}\n"
-        "  # one step by hand, on the latest upstream artifacts\n"
-        f"  esteira run {pipeline} -p {project} --only evaluate\n"
-        "  # serve the champion on http://127.0.0.1:8080 (README: Serving, for a curl)\n"
-        f"  esteira serve -p {project} --port 8080\n"
-        "Run the demo again: every step is a cache hit.",
+    batches = period_of([first, last]).range(first, last)
+    if fast:
+        batches = batches[:3]
+        faulty = batches[1] if faulty and faulty not in batches else faulty
+    console = new_console()
+    where = (home or project / ".esteira" / "demo").resolve()
+    console.print(f"esteira demo of {project} in {where}", highlight=False)
+    done = run_demo(project, where, batches, faulty or None, console.print)
+    result = PolicyResult("the project's triggers", "", done.rows)
+    console.print(policy_table(result))
+    console.print(
+        f"service: {done.requests:,} requests, {done.failed} failed, versions "
+        f"{' → '.join('v' + v for v in done.versions_served) or '-'}; latency p50 "
+        f"{done.latency_p50_ms:.1f} ms, p99 {done.latency_p99_ms:.1f} ms",
         highlight=False,
     )
+    console.print(f"See it all: ESTEIRA_HOME={where} esteira dashboard -p {project}",
+                  highlight=False)  # fmt: skip
 
 
 def _print_result(console: Console, project: Project, result: RunResult) -> None:

@@ -42,7 +42,7 @@ class Service:
         """One request on a new connection: status and the decoded JSON answer (or text)."""
         connection = http.client.HTTPConnection(HOST, self.port, timeout=timeout_s)
         try:
-            return _exchange(connection, method, path, _encoded(body))
+            return exchange(connection, method, path, encoded(body))
         finally:
             connection.close()
 
@@ -83,28 +83,42 @@ def served(
         started = []
         for version in versions:
             service = Service(model, version, free_port())
-            output = stack.enter_context(tempfile.TemporaryFile(mode="w+"))
-            process = subprocess.Popen(
-                _serve_command(root, service),
-                env={**os.environ, **store_variables(settings)},
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            stack.callback(_stop, process)
-            started.append((service, process, output))
+            pinned = ["--version", version, "--no-log", "--watch", "3600"]
+            started.append((service, *_spawn(stack, root, settings, service, pinned)))
         deadline = time.monotonic() + timeout_s
         for service, process, output in started:
             _wait_ready(service, process, output, deadline, timeout_s)
         yield {service.version: service for service, _, _ in started}
 
 
-def _serve_command(root: Path, service: Service) -> list[str]:
-    return [
+@contextmanager
+def following(
+    root: Path, settings: Settings, model: str, alias: str, watch_s: float, timeout_s: float
+) -> Iterator[Service]:
+    """`esteira serve` of whichever version `alias` names, looking again every `watch_s`
+    seconds (a promotion swaps it in while it answers), logging what it answers."""
+    with ExitStack() as stack:
+        service = Service(model, alias, free_port())
+        watched = ["--alias", alias, "--watch", f"{watch_s:g}"]
+        process, output = _spawn(stack, root, settings, service, watched)
+        _wait_ready(service, process, output, time.monotonic() + timeout_s, timeout_s)
+        yield service
+
+
+def _spawn(
+    stack: ExitStack, root: Path, settings: Settings, service: Service, options: list[str]
+) -> tuple[subprocess.Popen, Any]:
+    """The service's process, stopped when `stack` closes, its output kept for errors."""
+    output = stack.enter_context(tempfile.TemporaryFile(mode="w+"))  # noqa: SIM115 (closed by stack)
+    command = [
         sys.executable, "-m", "esteira", "serve", "-p", str(root), "--model", service.model,
-        "--version", service.version, "--port", str(service.port), "--host", HOST,
-        "--no-log", "--watch", "3600",
+        "--port", str(service.port), "--host", HOST, *options,
     ]  # fmt: skip
+    process = subprocess.Popen(command, env={**os.environ, **store_variables(settings)},
+                               stdout=output, stderr=subprocess.STDOUT,
+                               start_new_session=True)  # fmt: skip
+    stack.callback(_stop, process)
+    return process, output
 
 
 def free_port() -> int:
@@ -118,7 +132,7 @@ def load_test(
 ) -> LoadFigures:
     """Send `requests` POST /predict with `body` from `clients` concurrent clients, each on
     its own keep-alive connection, stopping early at `deadline_s`."""
-    payload = _encoded(body)
+    payload = encoded(body)
     figures = LoadFigures()
     lock = threading.Lock()
     started = time.perf_counter()
@@ -134,7 +148,7 @@ def load_test(
                     figures.sent += 1
                 began = time.perf_counter()
                 try:
-                    status, answer = _exchange(connection, "POST", "/predict", payload)
+                    status, answer = exchange(connection, "POST", "/predict", payload)
                     error = "" if status == 200 else f"HTTP {status}: {str(answer)[:200]}"
                 except (OSError, http.client.HTTPException) as e:
                     connection.close()  # the next request opens a new connection
@@ -158,7 +172,7 @@ def load_test(
     return figures
 
 
-def _exchange(
+def exchange(
     connection: http.client.HTTPConnection, method: str, path: str, payload: bytes | None
 ) -> tuple[int, Any]:
     headers = {"Content-Type": "application/json"} if payload is not None else {}
@@ -171,7 +185,7 @@ def _exchange(
         return response.status, raw.decode("utf-8", "replace")
 
 
-def _encoded(body: Any) -> bytes | None:
+def encoded(body: Any) -> bytes | None:
     return None if body is None else json.dumps(body).encode()
 
 

@@ -77,7 +77,8 @@ class BatchFeed:
         except StepFailed as e:
             if not isinstance(e.error, DataValidationError):
                 raise  # a broken pipeline is not a bad batch
-            row.quarantined = str(e.error).splitlines()[0]
+            reasons = e.error.report.reasons()  # what was wrong, not only that it was
+            row.quarantined = "; ".join(reasons[:2]) or str(e.error).splitlines()[0]
             return row
         data = prepared.output(ct.data_output)
         if state.champion is not None:

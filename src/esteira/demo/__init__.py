@@ -1,0 +1,4 @@
+"""`esteira demo`: the reference project walked through the maturity levels in a home of
+its own: level 0 (the pipeline run by hand, the first champion), level 1 (batches fed month
+by month through continuous training while a live service answers a bounded client and
+swaps in each new champion), with a summary of what happened to each batch."""
