@@ -1,1 +1,2 @@
-"""Data validation (profiles, schema and value skew) and, later, model validation gates."""
+"""Data validation (schema, value skew and batch history against a profile: bad batches are
+quarantined) and model validation (the gates a challenger passes before promotion)."""
