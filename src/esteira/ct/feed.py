@@ -7,7 +7,7 @@ the demo feeds it with the project's own triggers while a service answers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from esteira.batches import period_of
@@ -31,6 +31,8 @@ class BatchRow:
     reason: str = ""
     champion_after: str | None = None
     quarantined: str = ""
+    fired: list[str] = field(default_factory=list)
+    """The triggers that fired at the batch's end."""
 
 
 class BatchFeed:
@@ -98,6 +100,7 @@ class BatchFeed:
         if fires:
             run = controller.run(fires, batch)
             row.retrained, row.reason = True, run.reason
+            row.fired = [fire.trigger for fire in fires]
             self.trained_at = self.period.end(batch)
         row.champion_after = controller.state(newest_batch=batch).champion
         return row

@@ -136,16 +136,14 @@ def _requests(project: Project, model: str, version: str) -> list[Any]:
 
 def _told(row: BatchRow) -> str:
     if row.quarantined:
-        return (
-            f"{row.batch}: [red]quarantined[/] ({row.quarantined}); champion stays v{row.champion}"
-        )
+        return f"{row.batch}: [red]quarantined[/] ({row.quarantined}); champion stays v{row.champion}"
     seen = "" if row.metric is None else f" {row.metric:.4f} with v{row.champion}"
     drift = "" if row.drift_share is None else f", drift {row.drift_share:.0%}"
     if not row.retrained:
         return f"{row.batch}:{seen}{drift}; no trigger fired"
     outcome = (f"[green]promoted v{row.champion_after}[/]" if row.champion_after != row.champion
                else f"the gates kept v{row.champion}")  # fmt: skip
-    return f"{row.batch}:{seen}{drift}; {row.reason} → {outcome}"
+    return f"{row.batch}:{seen}{drift}; fired: {', '.join(row.fired)} → {outcome}"
 
 
 def _wait_for(traffic: Traffic, version: str, say: Callable[[str], None]) -> None:
