@@ -136,7 +136,8 @@ def _requests(project: Project, model: str, version: str) -> list[Any]:
 
 def _told(row: BatchRow) -> str:
     if row.quarantined:
-        return f"{row.batch}: [red]quarantined[/] ({row.quarantined}); champion stays v{row.champion}"
+        kept = f"champion stays v{row.champion}"
+        return f"{row.batch}: [red]quarantined[/] ({row.quarantined}); {kept}"
     seen = "" if row.metric is None else f" {row.metric:.4f} with v{row.champion}"
     drift = "" if row.drift_share is None else f", drift {row.drift_share:.0%}"
     if not row.retrained:
