@@ -178,9 +178,10 @@ class FeatureService:
 class DeriveInputs(Mapping):
     """The rows as a columnar derive reads them, the same in training and serving: NumPy
     arrays by column name, converted when read (a derive reads a few): times as
-    datetime64[ns] in UTC (NaT when missing; times without a zone taken as UTC), strings
-    and other objects as object arrays with None when missing, numbers and booleans with
-    their own dtype (float64 with NaN where a value is missing)."""
+    datetime64[ns] in UTC (NaT when missing; times without a zone taken as UTC), numbers
+    as float64 with NaN where one is missing (else with their NumPy dtype, as pandas'
+    nullable ones hold it), strings and other objects as object arrays with None when
+    missing, booleans as NumPy's (or objects with None when one is missing)."""
 
     def __init__(self, columns: Mapping[str, Any] | pd.DataFrame) -> None:
         self._columns = columns
@@ -202,9 +203,14 @@ def column_array(values: Any) -> np.ndarray:
 
     dtype = getattr(values, "dtype", None)
     if dtype is not None and dtype.kind == "M":  # zone-aware (DatetimeTZDtype) too
-        return pd.DatetimeIndex(values).as_unit("ns").asi8.view("datetime64[ns]")
+        times = values if isinstance(values, pd.DatetimeIndex) else pd.DatetimeIndex(values)
+        return (times if times.unit == "ns" else times.as_unit("ns")).asi8.view("datetime64[ns]")
     if isinstance(dtype, np.dtype) and dtype.kind != "O":
         return np.asarray(values)
+    if dtype is not None and dtype.kind in "iuf":  # pandas' nullable numbers (a join's NULLs)
+        if values.isna().any():
+            return values.to_numpy(dtype="float64", na_value=np.nan)
+        return values.to_numpy(dtype=dtype.numpy_dtype)
     if dtype is None:  # a list
         array = np.empty(len(values), dtype=object)  # never nested, whatever the values
         array[:] = values

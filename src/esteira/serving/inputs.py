@@ -84,7 +84,7 @@ def complete(
     served, missed = features.serving_columns(
         service, build_columns(typed, _request_columns(service))
     )
-    logged, shares, start = _logged_rows(served), [], 0
+    logged, shares, start = logged_rows(served), [], 0
     for r in requests:
         end = start + len(r.rows)
         misses = {view: sum(flags[start:end]) for view, flags in missed.items()}
@@ -93,7 +93,7 @@ def complete(
     return model_frame(served, model.columns), shares
 
 
-def _logged_rows(served: dict[str, Any]) -> list[dict[str, Any]]:
+def logged_rows(served: dict[str, Any]) -> list[dict[str, Any]]:
     """The served columns as rows of plain values, as the prediction log keeps them."""
     values = {name: _plain(column) for name, column in served.items()}
     return [dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)]
