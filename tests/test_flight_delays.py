@@ -138,6 +138,16 @@ def test_a_corrupted_month_is_quarantined_and_the_champion_stays(flight_project)
     assert project.metadata.alerts("data_validation")[0].subject == "raw_flights/2013-04"
 
 
+def request_fields(departures) -> list[dict]:
+    """Departures as a request carries them: the `departure` service's fields."""
+    return [
+        {"scheduled_at": row.scheduled_at.isoformat(), "carrier": row.carrier,
+         "origin": row.origin, "dest": row.dest, "tailnum": row.tailnum,
+         "distance": row.distance}
+        for row in departures.itertuples()
+    ]  # fmt: skip
+
+
 def test_departures_are_served_by_entity_keys_and_labels_join_by_entity_and_time(flight_project):
     """A request carries only a departure (time, carrier, airports, plane): the weather and
     the plane come from the online store, derived as in training. Labels that arrive with
@@ -157,12 +167,7 @@ def test_departures_are_served_by_entity_keys_and_labels_join_by_entity_and_time
 
     kept, _ = project.lake.read("flight_features")
     last = kept[kept.tailnum.notna()].sort_values("scheduled_at").tail(60).reset_index(drop=True)
-    departures = [
-        {"scheduled_at": row.scheduled_at.isoformat(), "carrier": row.carrier,
-         "origin": row.origin, "dest": row.dest, "tailnum": row.tailnum,
-         "distance": row.distance}
-        for row in last.itertuples()
-    ]  # fmt: skip
+    departures = request_fields(last)
     server = Server(flight_project, "--model", "flight_delays")
     try:
         server.wait_up()
@@ -299,12 +304,7 @@ def test_departures_served_through_the_columnar_derive_match_the_frame_derive(fl
     )  # fmt: skip
     kept, _ = project.lake.read("flight_features")
     last = kept.sort_values("scheduled_at").tail(240)
-    departures = [
-        {"scheduled_at": row.scheduled_at.isoformat(), "carrier": row.carrier,
-         "origin": row.origin, "dest": row.dest, "tailnum": row.tailnum,
-         "distance": row.distance}
-        for row in last.itertuples()
-    ]  # fmt: skip
+    departures = request_fields(last)
     for i, changed in enumerate(departures[:60]):
         stale, early = "2013-02-10T06:15:00-05:00", "2013-01-01T00:00:00Z"  # TTL; observation
         wrong = [{"tailnum": f"N{i}XX"}, {"origin": "XYZ"}, {"tailnum": None},
