@@ -181,7 +181,8 @@ class DeriveInputs(Mapping):
     datetime64[ns] in UTC (NaT when missing; times without a zone taken as UTC), numbers
     as float64 with NaN where one is missing (else with their NumPy dtype, as pandas'
     nullable ones hold it), strings and other objects as object arrays with None when
-    missing, booleans as NumPy's (or objects with None when one is missing)."""
+    missing. Booleans are NumPy's in a table without a missing one, objects from a
+    request."""
 
     def __init__(self, columns: Mapping[str, Any] | pd.DataFrame) -> None:
         self._columns = columns

@@ -106,9 +106,8 @@ def _plain(column: Any) -> list[Any]:
 
     if isinstance(column, list):
         return column
-    times = column_array(column) if column.dtype.kind == "M" else None
-    if times is not None:
-        text = np.datetime_as_string(times.astype("datetime64[us]"), unit="us")
+    if column.dtype.kind == "M":
+        text = np.datetime_as_string(column_array(column).astype("datetime64[us]"), unit="us")
         return [None if t == "NaT" else f"{t}Z" for t in text.tolist()]
     if isinstance(column, np.ndarray):
         return column.tolist()
