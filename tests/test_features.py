@@ -160,6 +160,61 @@ def test_served_features_have_the_dtypes_of_training_even_when_all_are_missing(s
     assert store.serving_set(departure, unknown)[0]["seats"].dtype == "float64"  # NaN
 
 
+def columnar_load(rows):
+    """The columnar twin of `plane_load` and more: what it reads is NumPy's."""
+    import numpy as np
+
+    at, tailnum = rows["scheduled_at"], rows["tailnum"]
+    assert at.dtype == "datetime64[ns]" and tailnum.dtype == object
+    return {
+        "heat_per_seat": rows["temp"] / rows["seats"],
+        "minute": at.view("int64") // 60_000_000_000 % 60,
+        "known_plane": np.array([t is not None for t in tailnum]),
+    }
+
+
+def frame_load(rows: pd.DataFrame) -> pd.DataFrame:
+    at = rows["scheduled_at"].dt.tz_convert("UTC")
+    return rows.assign(heat_per_seat=rows["temp"] / rows["seats"], minute=at.dt.minute,
+                       known_plane=rows["tailnum"].notna().to_numpy())  # fmt: skip
+
+
+def test_a_columnar_derive_gives_training_and_serving_the_features_a_frame_derive_gives(store):
+    """A columnar derive reads the rows as NumPy arrays (times in UTC as datetime64[ns],
+    strings as objects with None for a missing one) in training and serving alike, and
+    its columns are those the same computation on a DataFrame adds."""
+    columnar = feature_service("columnar", request=dict(departure.request),
+                               views=[weather, plane], at="scheduled_at",
+                               derive=columnar_load, columnar=True)  # fmt: skip
+    framed = feature_service("framed", request=dict(departure.request), views=[weather, plane],
+                             at="scheduled_at", derive=frame_load)  # fmt: skip
+    requests = pd.DataFrame(
+        {
+            # A zone other than UTC and microseconds, as a lake may give them.
+            "scheduled_at": pd.DatetimeIndex([T + pd.Timedelta("61min"), T, T])
+            .as_unit("us")
+            .tz_convert("America/New_York"),
+            "origin": ["EWR", "JFK", "SFO"],
+            "tailnum": ["N1", None, "N9"],
+        }
+    )
+    for service in (columnar, framed):
+        trained = store.training_set(requests, service)
+        served, _ = store.serving_set(service, requests)
+        assert trained.minute.tolist() == served.minute.tolist() == [1, 0, 0]
+        assert trained.known_plane.tolist() == served.known_plane.tolist() == [True, False, True]
+        assert trained.heat_per_seat.tolist()[:1] == served.heat_per_seat.tolist()[:1]
+    as_arrays = store.training_set(requests, columnar)
+    as_frame = store.training_set(requests, framed)  # seats and its quotient nullable (NA)
+    added = ["heat_per_seat", "minute", "known_plane"]
+    as_frame = as_frame.astype({c: as_arrays[c].dtype for c in added})
+    pd.testing.assert_frame_equal(as_arrays, as_frame)
+    not_columns = feature_service("bad", request={"tailnum": "string"}, views=[plane],
+                                  derive=lambda rows: [1], columnar=True)  # fmt: skip
+    with pytest.raises(FeatureError, match="must return the columns it adds by name"):
+        not_columns.derived_columns({"tailnum": ["N1"]})
+
+
 def test_typed_keeps_what_its_type_does_not_describe():
     from esteira.features.online import typed
 

@@ -138,6 +138,16 @@ def test_a_corrupted_month_is_quarantined_and_the_champion_stays(flight_project)
     assert project.metadata.alerts("data_validation")[0].subject == "raw_flights/2013-04"
 
 
+def request_fields(departures) -> list[dict]:
+    """Departures as a request carries them: the `departure` service's fields."""
+    return [
+        {"scheduled_at": row.scheduled_at.isoformat(), "carrier": row.carrier,
+         "origin": row.origin, "dest": row.dest, "tailnum": row.tailnum,
+         "distance": row.distance}
+        for row in departures.itertuples()
+    ]  # fmt: skip
+
+
 def test_departures_are_served_by_entity_keys_and_labels_join_by_entity_and_time(flight_project):
     """A request carries only a departure (time, carrier, airports, plane): the weather and
     the plane come from the online store, derived as in training. Labels that arrive with
@@ -157,12 +167,7 @@ def test_departures_are_served_by_entity_keys_and_labels_join_by_entity_and_time
 
     kept, _ = project.lake.read("flight_features")
     last = kept[kept.tailnum.notna()].sort_values("scheduled_at").tail(60).reset_index(drop=True)
-    departures = [
-        {"scheduled_at": row.scheduled_at.isoformat(), "carrier": row.carrier,
-         "origin": row.origin, "dest": row.dest, "tailnum": row.tailnum,
-         "distance": row.distance}
-        for row in last.itertuples()
-    ]  # fmt: skip
+    departures = request_fields(last)
     server = Server(flight_project, "--model", "flight_delays")
     try:
         server.wait_up()
@@ -237,3 +242,89 @@ def test_departures_are_served_by_entity_keys_and_labels_join_by_entity_and_time
     assert scored.flight.tolist() == last.flight.tolist()
     offline = model.predict_proba(last[FEATURES])[:, 1]
     assert scored.prediction.to_numpy() == pytest.approx(offline, abs=1e-9)
+
+
+def pandas_departure_features(rows):
+    """The departure service's derive as it was on DataFrames (pandas' time fields)."""
+    import pandas as pd
+
+    at = pd.DatetimeIndex(rows["scheduled_at"])
+    local = at.tz_convert("America/New_York")
+    derived = {
+        "hour": local.hour,
+        "weekday": at.tz_convert("UTC").day_of_week.to_numpy() + 1,
+        "plane_age": local.year - rows["plane_year"],
+    }
+    return pd.concat([rows, pd.DataFrame(derived, index=rows.index)], axis=1)
+
+
+def test_departure_features_are_those_pandas_fields_give(flight_project):
+    """The columnar derive's local hour, UTC weekday and plane age equal pandas' on a
+    table (training) of times around both 2013 clock changes, before 1970, in another zone
+    and unit, and with a missing time."""
+    import numpy as np
+    import pandas as pd
+
+    load_project(flight_project)
+    from flight_delays.feature_views import departure
+
+    rng = np.random.default_rng(7)
+    spread = rng.integers(pd.Timestamp("1901-01-01").value, pd.Timestamp("2099-01-01").value, 4000)
+    changes = [pd.date_range(start, periods=40, freq="7min", tz="UTC").asi8
+               for start in ("2013-03-10 05:30", "2013-11-03 04:30")]  # fmt: skip
+    at = pd.DatetimeIndex(np.concatenate([spread, *changes])).tz_localize("UTC")
+    years = rng.choice([np.nan, 1959.0, 2004.0], len(at))
+    for times in (at, at.as_unit("us").tz_convert("Asia/Kolkata")):
+        rows = pd.DataFrame({"scheduled_at": times, "plane_year": years})
+        expected = pandas_departure_features(rows)
+        pd.testing.assert_frame_equal(departure.apply_derive(rows), expected)
+        rows.loc[5, "scheduled_at"] = pd.NaT
+        pd.testing.assert_frame_equal(departure.apply_derive(rows), pandas_departure_features(rows))
+
+
+def test_departures_served_through_the_columnar_derive_match_the_frame_derive(flight_project):
+    """Served in process, a few hundred departures (unknown planes and airports, weather
+    stale or not yet observed, alone and in batches) get the same model inputs and logged
+    rows whether the service derives on arrays or, as before, on a DataFrame."""
+    import dataclasses
+
+    import orjson
+    import pandas as pd
+
+    from esteira.models import load
+    from esteira.serving.inputs import check_rows, complete
+
+    project = load_project(flight_project)
+    run_pipeline(project, "train", {"end": "2013-01", "months": 1})
+    model = load(project, "flight_delays", "1")
+    assert model.service.columnar
+    framed = dataclasses.replace(
+        model, service=dataclasses.replace(model.service, derive=pandas_departure_features,
+                                           columnar=False)
+    )  # fmt: skip
+    kept, _ = project.lake.read("flight_features")
+    last = kept.sort_values("scheduled_at").tail(240)
+    departures = request_fields(last)
+    for i, changed in enumerate(departures[:60]):
+        stale, early = "2013-02-10T06:15:00-05:00", "2013-01-01T00:00:00Z"  # TTL; observation
+        wrong = [{"tailnum": f"N{i}XX"}, {"origin": "XYZ"}, {"tailnum": None},
+                 {"scheduled_at": stale}, {"scheduled_at": early}][i % 5]  # fmt: skip
+        departures.append({**changed, **wrong})
+    requests = [[d] for d in departures] + [departures[i : i + 50] for i in range(0, 300, 50)]
+    for rows in requests:
+        (columnar, (logged,)), (as_frame, (before,)) = (
+            complete(m, [check_rows(m, rows)], project.features) for m in (model, framed)
+        )
+        pd.testing.assert_frame_equal(columnar, as_frame, check_dtype=False)
+        assert orjson.dumps(logged.logged) == orjson.dumps(before.logged)  # NaN as null
+        assert logged.misses == before.misses
+    # Micro-batched: each request's share holds the values it gets alone (a column's
+    # integers are floats where another request's row lacks its value).
+    batch = [check_rows(model, rows) for rows in requests[-8:]]
+    together, shares = complete(model, batch, project.features)
+    alone = [complete(model, [request], project.features)[1][0] for request in batch]
+    assert len(together) == sum(len(rows) for rows in requests[-8:])
+    shared, single = ([orjson.loads(orjson.dumps(c.logged)) for c in completed]
+                      for completed in (shares, alone))  # fmt: skip
+    assert list(shared) == list(single)
+    assert [s.misses for s in shares] == [a.misses for a in alone]

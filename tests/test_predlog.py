@@ -24,8 +24,8 @@ TABLE = "predictions_toy"
 
 
 def entry(request_id: str, rows: int = 2) -> Logged:
-    frame = pd.DataFrame({"x1": [0.5] * rows, "at": [pd.Timestamp("2013-03-01", tz="UTC")] * rows})
-    return Logged(request_id, datetime.now(UTC), "1", 1.5, frame, [0.25] * rows)
+    completed = [{"x1": 0.5, "at": "2013-03-01T00:00:00.000000Z"}] * rows  # as a service logs
+    return Logged(request_id, datetime.now(UTC), "1", 1.5, completed, [0.25] * rows)
 
 
 def opened(tmp_path, lake: Lake) -> PredictionLog:

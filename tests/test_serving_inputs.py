@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +27,7 @@ from esteira import load_project
 from esteira.models import Column
 from esteira.pipelines.runner import run_pipeline
 from esteira.registry import Registry
+from esteira.serving.inputs import logged_rows
 from esteira.serving.requests import (
     TIME_RANGE,
     BadRequest,
@@ -483,9 +486,10 @@ def test_rows_convert_the_same_alone_and_together(rows):
     pd.testing.assert_frame_equal(together, expected)
 
 
-def test_a_service_frame_becomes_the_model_frame_in_one_selection_when_typed_already():
+def test_what_a_service_served_becomes_the_model_frame_typed_as_requests_are():
     """Numbers of another width go to the model as they are (it reads the same values); a
-    column of another kind, pandas' nullable integers or repeated labels are converted."""
+    column of another kind or pandas' nullable integers are converted; a frame (with
+    repeated labels among the columns the model does not take) or arrays by name alike."""
     columns = [Column("n", "double", True), Column("s", "string", True)]
     frame = pd.DataFrame({"extra": [1.0], "s": ["a"], "n": pd.array([3], dtype="int32")})
     chosen = model_frame(frame, columns)
@@ -496,6 +500,21 @@ def test_a_service_frame_becomes_the_model_frame_in_one_selection_when_typed_alr
     assert model_frame(as_objects, columns)["s"].tolist() == ["a"]
     repeated = pd.concat([frame, frame[["extra"]]], axis=1)
     assert list(model_frame(repeated, columns).columns) == ["n", "s"]
+    arrays = {"s": np.array(["a"], dtype=object), "n": [None], "extra": np.array([1.0])}
+    pd.testing.assert_frame_equal(model_frame(arrays, columns), model_frame(nullable, columns))
+
+
+def test_completed_rows_are_logged_as_pandas_wrote_them():
+    """A looked-up request's rows in the prediction log: what `DataFrame.to_json` wrote
+    for them before the service completed requests as columns (times in UTC to the
+    microsecond, missing values null)."""
+    at = pd.DatetimeIndex(["2013-03-10 06:59:59.999999999", None, "1969-12-31 23:00"], tz="UTC")
+    served = {"at": at, "s": np.array(["a", None, "c"], dtype=object),
+              "x": np.array([1.5, math.nan, -2.0]), "i": np.array([1, 2, 3]),
+              "f": pd.Series([0.25, None, 3.0], dtype="Float64"),
+              "t": ["x", None, "z"]}  # fmt: skip
+    as_pandas = pd.DataFrame(served).to_json(orient="records", date_format="iso", date_unit="us")
+    assert json.loads(orjson.dumps(logged_rows(served))) == json.loads(as_pandas)
 
 
 TIMES = st.builds(

@@ -5,13 +5,14 @@ same way for training and for requests that carry only the departure."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from esteira.features import feature_service, feature_view
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import numpy as np
 
 weather_at_origin = feature_view(
     "weather_at_origin",
@@ -43,23 +44,43 @@ plane = feature_view(
 )
 
 
-def departure_features(rows: pd.DataFrame) -> pd.DataFrame:
+HOUR_NS = 3_600 * 10**9
+DAY_NS = 24 * HOUR_NS
+
+
+def departure_features(rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Computed from a departure and what the views know: its local hour (the airports are
     all in New York), its weekday and the plane's age that year. The weekday is taken in
     UTC, as the model has always been trained: the local weekday scored lower on these
-    flights (ROC AUC 0.665 vs 0.686 on the last week of January)."""
+    flights (ROC AUC 0.665 vs 0.686 on the last week of January).
+
+    Columnar (NumPy arrays in and out, times in UTC): a served request has one row, and
+    pandas' fixed cost per operation would be most of its latency."""
+    import numpy as np
+
+    at = rows["scheduled_at"]
+    local = local_times(at, "America/New_York")
+    missing = np.isnat(at)
+    year = local.astype("datetime64[Y]").view("int64") + 1970
+    return {
+        "hour": _field(local.view("int64") // HOUR_NS % 24, missing),
+        "weekday": _field((at.view("int64") // DAY_NS + 3) % 7 + 1, missing),  # 1970-01-01: Thu
+        "plane_age": _field(year, missing) - rows["plane_year"],
+    }
+
+
+def local_times(utc: np.ndarray, zone: str) -> np.ndarray:
+    """UTC times (datetime64[ns]) as the clocks of `zone` show them."""
     import pandas as pd
 
-    # An index's fields and one concat: a served request has one row, and `.dt` and a
-    # column added at a time cost pandas' fixed costs over and over.
-    at = pd.DatetimeIndex(rows["scheduled_at"])
-    local = at.tz_convert("America/New_York")
-    derived = {
-        "hour": local.hour,
-        "weekday": at.tz_convert("UTC").day_of_week.to_numpy() + 1,
-        "plane_age": local.year - rows["plane_year"],
-    }
-    return pd.concat([rows, pd.DataFrame(derived, index=rows.index)], axis=1)
+    return pd.DatetimeIndex(utc).tz_localize("UTC").tz_convert(zone).tz_localize(None).to_numpy()
+
+
+def _field(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """A time's field as pandas gives it: int32, or float64 with NaN if a time is missing."""
+    import numpy as np
+
+    return np.where(missing, np.nan, values) if missing.any() else values.astype("int32")
 
 
 departure = feature_service(
@@ -75,6 +96,7 @@ departure = feature_service(
     views=[weather_at_origin, plane],
     at="scheduled_at",
     derive=departure_features,
+    columnar=True,
     description="A scheduled departure, as the model's callers know it: when, who flies it, "
     "from and to where, which plane. The weather and the plane come from the feature store.",
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from esteira.errors import EsteiraError
 from esteira.provenance import source_of
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -109,8 +110,13 @@ class FeatureService:
     """(field, kind) pairs; kinds are REQUEST_KINDS."""
     views: tuple[FeatureView, ...]
     at: str | None = None
-    derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    derive: Callable[..., Any] | None = None
     description: str = ""
+    columnar: bool = False
+    """`derive` takes the rows as NumPy arrays by column name (see `DeriveInputs`) and
+    returns the columns it adds by name, instead of taking and returning a DataFrame. A
+    served request then builds no frame but the model's: a DataFrame's fixed costs are
+    most of a few rows' derive."""
 
     @property
     def fingerprint(self) -> str:
@@ -144,8 +150,11 @@ class FeatureService:
         return [f for v in self.views for f in v.features]
 
     def apply_derive(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` with the derived columns (a columnar derive's added at the end)."""
         if self.derive is None:
             return frame
+        if self.columnar:
+            return frame.assign(**self.derived_columns(frame))
         derived = self.derive(frame)
         if derived is None or not hasattr(derived, "columns"):
             raise FeatureError(
@@ -154,6 +163,61 @@ class FeatureService:
             )
         return derived
 
+    def derived_columns(self, columns: Mapping[str, Any] | pd.DataFrame) -> dict[str, Any]:
+        """The columns a columnar derive adds to `columns` (a DataFrame, or arrays, Series
+        or lists by name)."""
+        added = self.derive(DeriveInputs(columns)) if self.derive else {}
+        if not isinstance(added, Mapping):
+            raise FeatureError(
+                f"feature service '{self.name}': a columnar derive must return the columns "
+                f"it adds by name (a dict), got {type(added).__name__}"
+            )
+        return dict(added)
+
+
+class DeriveInputs(Mapping):
+    """The rows as a columnar derive reads them, the same in training and serving: NumPy
+    arrays by column name, converted when read (a derive reads a few): times as
+    datetime64[ns] in UTC (NaT when missing; times without a zone taken as UTC), numbers
+    as float64 with NaN where one is missing (else with their NumPy dtype, as pandas'
+    nullable ones hold it), strings and other objects as object arrays with None when
+    missing. Booleans are NumPy's in a table without a missing one, objects from a
+    request."""
+
+    def __init__(self, columns: Mapping[str, Any] | pd.DataFrame) -> None:
+        self._columns = columns
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return column_array(self._columns[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+
+def column_array(values: Any) -> np.ndarray:
+    """A column (Series, Index, array or list) as `DeriveInputs` gives it."""
+    import numpy as np
+    import pandas as pd
+
+    dtype = getattr(values, "dtype", None)
+    if dtype is not None and dtype.kind == "M":  # zone-aware (DatetimeTZDtype) too
+        times = values if isinstance(values, pd.DatetimeIndex) else pd.DatetimeIndex(values)
+        return (times if times.unit == "ns" else times.as_unit("ns")).asi8.view("datetime64[ns]")
+    if isinstance(dtype, np.dtype) and dtype.kind != "O":
+        return np.asarray(values)
+    if dtype is not None and dtype.kind in "iuf":  # pandas' nullable numbers (a join's NULLs)
+        if values.isna().any():
+            return values.to_numpy(dtype="float64", na_value=np.nan)
+        return values.to_numpy(dtype=dtype.numpy_dtype)
+    if dtype is None:  # a list
+        array = np.empty(len(values), dtype=object)  # never nested, whatever the values
+        array[:] = values
+        values = array
+    return pd.array(values, dtype=object).to_numpy(dtype=object, na_value=None)
+
 
 def feature_service(
     name: str,
@@ -161,11 +225,14 @@ def feature_service(
     request: Mapping[str, str],
     views: Sequence[FeatureView] = (),
     at: str | None = None,
-    derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    derive: Callable[..., Any] | None = None,
     description: str = "",
+    columnar: bool = False,
 ) -> FeatureService:
     """Declare a feature service (see `FeatureService`); log a model with `features=` it to
-    serve requests that carry only its request fields."""
+    serve requests that carry only its request fields. `derive` takes the rows as a
+    DataFrame and returns it with its columns added, or, `columnar=True`, takes NumPy
+    arrays by name and returns the columns it adds (the faster for a served request)."""
     _check_name("feature service", name)
     where = f"feature service '{name}'"
     wrong = {f: k for f, k in request.items() if k not in REQUEST_KINDS}
@@ -187,7 +254,9 @@ def feature_service(
     clash = sorted(set(request) & {f for v in views for f in v.features})
     if clash:
         raise FeatureError(f"{where}: request fields {clash} are also features of its views")
-    return FeatureService(name, tuple(request.items()), tuple(views), at, derive, description)
+    return FeatureService(
+        name, tuple(request.items()), tuple(views), at, derive, description, columnar
+    )
 
 
 def _check_name(what: str, name: str) -> None:

@@ -164,11 +164,25 @@ class FeatureStore:
         is fresh) and derived columns; and per view, which rows it had no value for."""
         import pandas as pd
 
+        columns, missed = self.serving_columns(service, requests)
+        return pd.DataFrame(columns, copy=False), missed
+
+    def serving_columns(
+        self, service: FeatureService, requests: pd.DataFrame | Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, list[bool]]]:
+        """What `serving_set` gives, as columns by name in its order (arrays, or Series
+        from a derive that returns a DataFrame): a columnar derive's requests build no
+        DataFrame (the model's is the one they need)."""
+        import pandas as pd
+
         _require_fields(service, requests)
         if isinstance(requests, pd.DataFrame):
             rows = len(requests)
-            columns = {c: requests[c].to_numpy() for c in requests.columns}
-        else:  # the service's own: no frame to build before the one `derive` takes
+            # Times as their array: `to_numpy` would give zone-aware ones as objects.
+            columns = {
+                c: v.array if v.dtype.kind == "M" else v.to_numpy() for c, v in requests.items()
+            }
+        else:  # the service's own: no frame to build
             columns = dict(requests)
             rows = len(next(iter(columns.values()), ()))
         at = requests[service.at] if service.at else None
@@ -179,7 +193,11 @@ class FeatureStore:
             missed[view.name] = [all(is_missing(v) for v in row) for row in values]
             declared = self.online_store.declared(view)
             columns |= {f: typed(v, declared.get(f)) for f, v in found.items()}
-        return service.apply_derive(pd.DataFrame(columns)), missed
+        if service.derive is None:
+            return columns, missed
+        if service.columnar:
+            return columns | service.derived_columns(columns), missed
+        return dict(service.apply_derive(pd.DataFrame(columns)).items()), missed
 
 
 def _usable(view: FeatureView, observed: list[Any], at: Any) -> Any:

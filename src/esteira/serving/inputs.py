@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from esteira.features.definitions import column_array
 from esteira.models import Column
 from esteira.serving.requests import build_columns, build_frame, convert, model_frame
 
@@ -46,9 +47,10 @@ class Checked:
 class Completed:
     """One request's share of a batch's inputs."""
 
-    logged: list[dict[str, Any]] | pd.DataFrame
+    logged: list[dict[str, Any]]
     """What the prediction log keeps per row: the rows as sent, or the request fields with
-    the features looked up and derived for them."""
+    the features looked up and derived for them (times as ISO 8601 in UTC, missing values
+    as None)."""
     misses: dict[str, int]
     """Per feature view, the rows it had no (fresh) value for."""
 
@@ -79,15 +81,37 @@ def complete(
     typed = [r.typed for r in requests]
     if not requests[0].lookup or service is None:
         return build_frame(typed, model.columns), [Completed(r.rows, {}) for r in requests]
-    served, missed = features.serving_set(service, build_columns(typed, _request_columns(service)))
-    shares, start = [], 0
+    served, missed = features.serving_columns(
+        service, build_columns(typed, _request_columns(service))
+    )
+    logged, shares, start = logged_rows(served), [], 0
     for r in requests:
         end = start + len(r.rows)
         misses = {view: sum(flags[start:end]) for view, flags in missed.items()}
-        alone = len(requests) == 1  # its share is all of it: no slice to make
-        shares.append(Completed(served if alone else served.iloc[start:end], misses))
+        shares.append(Completed(logged[start:end], misses))
         start = end
     return model_frame(served, model.columns), shares
+
+
+def logged_rows(served: dict[str, Any]) -> list[dict[str, Any]]:
+    """The served columns as rows of plain values, as the prediction log keeps them."""
+    values = {name: _plain(column) for name, column in served.items()}
+    return [dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)]
+
+
+def _plain(column: Any) -> list[Any]:
+    """A column's values as JSON takes them: times as ISO 8601 in UTC to the microsecond
+    (as pandas writes them), missing values as None (NaN stays: JSON writes it as null)."""
+    import numpy as np
+
+    if isinstance(column, list):
+        return column
+    if column.dtype.kind == "M":
+        text = np.datetime_as_string(column_array(column).astype("datetime64[us]"), unit="us")
+        return [None if t == "NaT" else f"{t}Z" for t in text.tolist()]
+    if isinstance(column, np.ndarray):
+        return column.tolist()
+    return column_array(column).tolist()  # a Series, from a derive that returns a DataFrame
 
 
 def _request_columns(service: FeatureService) -> list[Column]:

@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from esteira.lake import Lake
 
 FSYNC_S = 0.05
@@ -45,7 +43,7 @@ class Logged:
     at: datetime
     version: str
     latency_ms: float
-    rows: list[dict[str, Any]] | pd.DataFrame
+    rows: list[dict[str, Any]]
     """The rows as sent, or as a feature service completed them."""
     predictions: list[Any]
     shadow: bool = False
@@ -223,15 +221,9 @@ class PredictionLog:
 
 
 def _encode(entry: Logged) -> bytes:
-    """The record as one JSON line, rows as sent or a completed frame as pandas writes it
-    (missing values as null, times as ISO 8601). The frame's JSON goes in as it is: parsing
-    it to write it again cost more than writing the rest of the record."""
+    """The record as one JSON line (NaN as null)."""
     import orjson
 
-    if isinstance(entry.rows, list):
-        rows = orjson.dumps(entry.rows, default=str)
-    else:
-        rows = entry.rows.to_json(orient="records", date_format="iso", date_unit="us").encode()
     record = orjson.dumps({
         "request_id": entry.request_id,
         "at": entry.at.isoformat(),
@@ -240,8 +232,9 @@ def _encode(entry: Logged) -> bytes:
         "shadow": entry.shadow,
         "error": entry.error,
         "predictions": entry.predictions,
+        "rows": entry.rows,
     }, default=str, option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
-    return record[:-1] + b',"rows":' + rows + b"}\n"
+    return record + b"\n"
 
 
 def _records(segment: Path, model: str) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -235,24 +236,18 @@ def build_frame(parts: list[dict[str, np.ndarray]], columns: list[Column]) -> pd
     return pd.DataFrame(build_columns(parts, columns), copy=False)
 
 
-def model_frame(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
-    """The model's `columns` of a frame built by a feature service, typed as `build_frame`
-    (numbers of another width or integers as they are: the model reads them as the same
-    values)."""
+def model_frame(served: Mapping[str, Any] | pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
+    """The model's `columns` of what a feature service served (a frame, or columns by name:
+    arrays, Series or lists), in one frame typed as `build_frame` types them (numbers of
+    another width or integers as they are: the model reads them as the same values)."""
     import pandas as pd
 
     from esteira.features import FeatureError
 
-    kinds = dict(zip(frame.columns, frame.dtypes, strict=True))
-    missing = [c.name for c in columns if c.name not in kinds]
+    missing = [c.name for c in columns if c.name not in served]
     if missing:
         raise FeatureError(f"the feature service produced no column {missing} the model needs")
-    if frame.columns.is_unique and all(_suits(kinds[c.name], c.kind) for c in columns):
-        position = {name: i for i, name in enumerate(kinds)}  # no conversion: one selection
-        return frame.take([position[c.name] for c in columns], axis=1)
-    # All columns in one pass: a column by name would first index the frame's labels.
-    produced = dict(frame.items())
-    data = {c.name: _typed(produced[c.name], c.kind) for c in columns}
+    data = {c.name: _typed(served[c.name], c.kind) for c in columns}
     return pd.DataFrame(data, copy=False)
 
 
@@ -268,20 +263,23 @@ def _suits(dtype: Any, kind: str) -> bool:
     return dtype == _inferred_strings()
 
 
-def _typed(values: pd.Series, kind: str) -> Any:
+def _typed(values: Any, kind: str) -> Any:
     """A column as `build_frame` types its kind; one already so typed as it is (a frame
     would otherwise infer its strings' dtype again, most of the cost for a few rows)."""
     import numpy as np
     import pandas as pd
 
+    dtype = getattr(values, "dtype", None)
     if kind in NUMBER_KINDS:
-        return values.to_numpy(dtype="float64")
+        if _suits(dtype, kind):
+            return np.asarray(values)
+        return pd.Series(values).to_numpy(dtype="float64", na_value=np.nan)
     if kind == "datetime":
-        if _suits(values.dtype, kind):
-            return values.array
+        if _suits(dtype, kind):
+            return getattr(values, "array", values)
         return pd.DatetimeIndex(pd.to_datetime(values, utc=True, format="ISO8601"))
-    if _suits(values.dtype, kind):
-        return values.array
+    if _suits(dtype, kind):
+        return getattr(values, "array", values)
     return np.asarray(values, dtype=object)
 
 
