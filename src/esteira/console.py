@@ -141,7 +141,7 @@ def policy_table(result: PolicyResult) -> Table:
             f"{r.metric:.4f}" if r.metric is not None else "-",
             f"{r.drift_share:.0%}" if r.drift_share is not None else "-",
             _action(r),
-            r.reason or r.quarantined,
+            "; ".join(filter(None, [r.reason, r.failed])) or r.quarantined,
         )
     return table
 
@@ -151,6 +151,8 @@ def _action(row: BatchRow) -> str:
         return "[red]quarantined[/]"
     if not row.retrained:
         return "kept"
+    if row.failed:
+        return "[red]retraining failed[/]"
     if row.champion_after != row.champion:
         return f"[green]retrained → v{row.champion_after}[/]"
     return f"retrained, gates kept v{row.champion}"

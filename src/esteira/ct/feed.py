@@ -33,6 +33,8 @@ class BatchRow:
     quarantined: str = ""
     fired: list[str] = field(default_factory=list)
     """The triggers that fired at the batch's end."""
+    failed: str = ""
+    """Why the retraining they started failed (not a gate's refusal: the run itself)."""
 
 
 class BatchFeed:
@@ -101,6 +103,8 @@ class BatchFeed:
             run = controller.run(fires, batch)
             row.retrained, row.reason = True, run.reason
             row.fired = [fire.trigger for fire in fires]
+            if run.status != "completed":
+                row.failed = (run.error or run.status).strip().splitlines()[0]
             self.trained_at = self.period.end(batch)
         row.champion_after = controller.state(newest_batch=batch).champion
         return row

@@ -7,8 +7,8 @@ then feeds the batches one by one through continuous training with the project's
 triggers (`BatchFeed`): each lands and is validated, is monitored with the champion, and
 when a trigger fires a challenger is trained, gated and, if it wins, promoted, which the
 live service swaps in while it answers. One batch may be delivered faulty on purpose
-(`ESTEIRA_DEMO_FAULTY_BATCH`, which the project's source honours): it is quarantined and the
-champion stays."""
+(`ESTEIRA_DEMO_FAULTY_BATCH`, which the project's source honours): it is quarantined, the
+champion stays, and the source delivers it fixed to the training windows after it."""
 
 from __future__ import annotations
 
@@ -73,8 +73,6 @@ def run_demo(
     from esteira.demo.traffic import Traffic
     from esteira.project import load_project
 
-    if faulty:
-        os.environ[FAULTY_BATCH] = faulty  # read by the project's source, in this process
     project = load_project(root, environ={"ESTEIRA_HOME": str(home)})
     state_path = project.settings.home / "demo.json"
     done = DemoRun.load(state_path)
@@ -98,7 +96,7 @@ def run_demo(
             for batch in batches:
                 if batch in fed:
                     continue
-                row = feed.feed(batch)
+                row = _fed(feed, batch, faulty)
                 done.rows.append(row)
                 done.save(state_path)
                 say("  " + _told(row))
@@ -109,6 +107,19 @@ def run_demo(
             _count(done, traffic)
             done.save(state_path)
     return done
+
+
+def _fed(feed: BatchFeed, batch: str, faulty: str | None) -> BatchRow:
+    """`batch` fed; delivered broken if it is the faulty one. The source re-delivers it
+    fixed afterwards, as an upstream system would once told: later training windows that
+    take it get the good rows."""
+    if batch != faulty:
+        return feed.feed(batch)
+    os.environ[FAULTY_BATCH] = batch  # read by the project's source, in this process
+    try:
+        return feed.feed(batch)
+    finally:
+        del os.environ[FAULTY_BATCH]
 
 
 def _level0(project: Project) -> tuple[str, str]:
@@ -142,8 +153,12 @@ def _told(row: BatchRow) -> str:
     drift = "" if row.drift_share is None else f", drift {row.drift_share:.0%}"
     if not row.retrained:
         return f"{row.batch}:{seen}{drift}; no trigger fired"
-    outcome = (f"[green]promoted v{row.champion_after}[/]" if row.champion_after != row.champion
-               else f"the gates kept v{row.champion}")  # fmt: skip
+    if row.failed:
+        outcome = f"[red]the retraining failed[/] ({row.failed})"
+    elif row.champion_after != row.champion:
+        outcome = f"[green]promoted v{row.champion_after}[/]"
+    else:
+        outcome = f"the gates kept v{row.champion}"
     return f"{row.batch}:{seen}{drift}; fired: {', '.join(row.fired)} → {outcome}"
 
 
