@@ -287,7 +287,9 @@ def test_the_monthly_policy_retrains_on_every_new_batch(write_project):
     assert all(r.reason.startswith("new_data: batch") for r in monthly.rows)
     assert trained_on(root, "monthly") == [6, 7, 8, 9]
     assert [(r.champion, r.champion_after) for r in monthly.rows] == [
-        ("1", "2"), ("2", "3"), ("3", "4")
+        ("1", "2"),
+        ("2", "3"),
+        ("3", "4"),
     ]
 
 
