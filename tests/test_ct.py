@@ -275,6 +275,24 @@ def test_replay_takes_integer_batches_in_numeric_order(write_project):
     assert drifting.rows[-1].champion != "1" and drifting.rows[-1].metric > 0.9
 
 
+def test_the_monthly_policy_retrains_on_every_new_batch(write_project):
+    """The upper reference: every batch trains a challenger, whatever drift or the
+    calendar say, and each run trains up to the batch it follows."""
+    from esteira.ct.replay import POLICIES, replay
+
+    assert "monthly" in POLICIES
+    root = write_project(BATCHED.format(periods=INTEGERS), toml=BATCHED_CT)
+    (monthly,) = replay(root, ["7", "8", "9"], ["monthly"])
+    assert monthly.retrains == 3
+    assert all(r.reason.startswith("new_data: batch") for r in monthly.rows)
+    assert trained_on(root, "monthly") == [6, 7, 8, 9]
+    assert [(r.champion, r.champion_after) for r in monthly.rows] == [
+        ("1", "2"),
+        ("2", "3"),
+        ("3", "4"),
+    ]
+
+
 def test_replay_takes_daily_batches_and_a_weekly_schedule(write_project):
     from esteira.ct.replay import replay
 

@@ -48,6 +48,17 @@ def test_reference_pipeline_on_one_month(flight_project):
     assert set(again.step_status.values()) == {"cached"}
 
 
+def test_a_window_longer_than_the_data_takes_all_of_it(flight_project):
+    """The project's expanding window: 12 months up to a month of 2013 are the months of
+    2013 up to it; a window past the data still asks for the months the source lacks."""
+    load_project(flight_project)  # makes the project's package importable
+    from flight_delays.source import months_up_to
+
+    assert months_up_to("2013-03", 12) == ["2013-01", "2013-02", "2013-03"]
+    assert len(months_up_to("2013-12", 12)) == 12
+    assert months_up_to("2014-01", 2) == ["2013-12", "2014-01"]
+
+
 def test_features_come_point_in_time_from_the_feature_store(flight_project):
     """Each departure gets the last weather observed at its origin at or before the scheduled
     time, never a later one; the online store agrees with the offline one."""

@@ -55,7 +55,7 @@ def test_the_reference_project_reaches_level_2_and_a_fresh_init_project_scores_l
     root = str(flight_project)
     toml = flight_project / "esteira.toml"  # a month a run keeps it short
     text = toml.read_text().replace('end = "2013-03"', 'end = "2013-01"')
-    toml.write_text(text.replace("months = 3", "months = 1"))
+    toml.write_text(text.replace("months = 12", "months = 1"))
     assert esteira("run", "train", "-p", root).returncode == 0
     fired = esteira("ct", "trigger", "--batch", "2013-02", "--reason", "February", "-p", root)
     assert fired.returncode == 0, fired.stdout + fired.stderr

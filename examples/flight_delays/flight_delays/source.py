@@ -24,8 +24,16 @@ def _data_dir() -> Path:
 
 
 def months_up_to(end: str, months: int) -> list[str]:
-    """The labels of `months` monthly batches ending with `end`, e.g. ["2013-02", "2013-03"]."""
-    return [p.strftime("%Y-%m") for p in pd.period_range(end=end, periods=months, freq="M")]
+    """The labels of `months` monthly batches ending with `end`, e.g. ["2013-02", "2013-03"],
+    from the first month the source delivers on: a window longer than the history takes all
+    of it (12 months up to 2013-09 are January to September)."""
+    window = pd.period_range(end=end, periods=months, freq="M")
+    return [p.strftime("%Y-%m") for p in window if p.strftime("%Y-%m") >= first_month()]
+
+
+def first_month() -> str:
+    """The oldest monthly batch the source has."""
+    return _table("flights.csv.zip")["batch"].min()
 
 
 def _with_batch(df: pd.DataFrame) -> pd.DataFrame:

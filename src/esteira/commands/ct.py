@@ -22,7 +22,10 @@ def ct_replay(
     last: Annotated[str, typer.Option("--to", help="Last batch, in the same form.")] = "",
     policy: Annotated[
         list[str] | None,
-        typer.Option(help="never | schedule | drift | performance; repeat to compare."),
+        typer.Option(
+            help="never | schedule | drift | performance | monthly (every new batch); "
+            "repeat to compare."
+        ),
     ] = None,
 ) -> None:
     """Replay past batches through the CT loop under retraining policies, side by side.

@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING
 
 from esteira.batches import period_of
 from esteira.ct.feed import BatchFeed, BatchRow
-from esteira.ct.triggers import Trigger, drift, performance, schedule
+from esteira.ct.triggers import Trigger, drift, new_data, performance, schedule
 from esteira.errors import ConfigError
 
 if TYPE_CHECKING:
     from esteira.config import TriggersConfig
 
-POLICIES = ("never", "schedule", "drift", "performance")
+POLICIES = ("never", "schedule", "drift", "performance", "monthly")
+"""`monthly` retrains on every new batch (the new_data trigger): the upper reference, named
+for monthly batches, which the reference project has."""
 DEFAULT_CRON = "0 0 1 */3 *"  # quarterly
 DEFAULT_DRIFT_SHARE = 0.5  # Evidently's dataset drift: half the columns
 
@@ -64,6 +66,8 @@ def policy_triggers(policy: str, config: TriggersConfig, metric: str) -> list[Tr
                 "the performance policy needs [ct.triggers] performance_below in esteira.toml"
             )
         return [performance(metric, config.performance_below)]
+    if policy == "monthly":
+        return [new_data]
     raise ConfigError(f"unknown policy '{policy}'; choose from {', '.join(POLICIES)}")
 
 
