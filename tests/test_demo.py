@@ -41,8 +41,10 @@ def test_the_fast_demo_walks_levels_0_and_1_and_a_rerun_continues(tmp_path):
                 and r["champion_after"]]  # fmt: skip
     assert done["versions_served"] == ["1", *promoted]  # each new champion answered live
     assert f"{done['requests']:,} requests, 0 failed" in first.stdout
+    assert "MLOps maturity of flight_delays" in first.stdout and "\nlevel 1\n" in first.stdout
 
     again = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert json.loads((home / "demo.json").read_text())["rows"] == done["rows"]
+    rerun = json.loads((home / "demo.json").read_text())
+    assert (rerun["rows"], rerun["first_champion"]) == (done["rows"], "1")
     assert "2013-04:" not in again.stdout  # nothing fed twice

@@ -420,6 +420,12 @@ def demo(
         f"{done.latency_p50_ms:.1f} ms, p99 {done.latency_p99_ms:.1f} ms",
         highlight=False,
     )
+    from esteira.cicd.maturity import score
+    from esteira.commands.maturity import print_scorecard
+    from esteira.project import open_project
+
+    demo_home = open_project(project, {**os.environ, "ESTEIRA_HOME": str(where)}, read_only=True)
+    print_scorecard(console, score(demo_home, {}), "the demo's home")
     console.print(f"See it all: ESTEIRA_HOME={where} esteira dashboard -p {project}",
                   highlight=False)  # fmt: skip
 

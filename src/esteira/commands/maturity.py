@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from esteira.commands.common import EnvOption, ProjectOption, new_console
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from esteira.cicd.maturity import Scorecard
 
 
 def maturity(
@@ -21,9 +26,6 @@ def maturity(
 
     Example: esteira maturity -p examples/flight_delays
     """
-    from rich.markup import escape
-    from rich.table import Table
-
     from esteira.cicd.maturity import other_environments, score
     from esteira.project import open_project
 
@@ -33,7 +35,15 @@ def maturity(
     if as_json:
         console.print_json(json.dumps(card.to_dict(), default=str))
         return
-    table = Table(title=f"MLOps maturity of {card.project} ({p.settings.env})")
+    print_scorecard(console, card, p.settings.env)
+
+
+def print_scorecard(console: Console, card: Scorecard, env: str) -> None:
+    """The scorecard as a table, the level reached and what each next item needs."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"MLOps maturity of {card.project} ({env})")
     for column in ("level", "item", "", "evidence, or what is missing"):
         table.add_column(column)
     for item in card.items:
