@@ -9,7 +9,7 @@ from test_cli import esteira
 from test_steps import PIPELINE
 
 from esteira import load_project
-from esteira.config import load_settings
+from esteira.config import load_settings, store_variables
 from esteira.errors import ConfigError
 from esteira.pipelines.runner import run_pipeline
 from esteira.project import open_project
@@ -47,6 +47,27 @@ def test_each_environment_has_its_own_stores(write_project):
     unknown = esteira("runs", "-p", str(root), "--env", "uat")
     assert unknown.returncode != 0 and "no environment 'uat'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_esteira_home_moves_every_environment_and_none_mixes(write_project, tmp_path):
+    root = write_project(PIPELINE, toml='[environments.qa]\nhome = "qa-stores"\n')
+    moved = {"ESTEIRA_HOME": str(tmp_path / "elsewhere")}
+    dev = load_settings(root, moved)
+    staging = load_settings(root, moved | {"ESTEIRA_ENV": "staging"})
+    assert dev.home == dev.homes == tmp_path / "elsewhere"
+    assert staging.home == tmp_path / "elsewhere" / "environments" / "staging"
+    assert staging.metadata_url.endswith("elsewhere/environments/staging/esteira.db")
+    assert load_settings(root, moved | {"ESTEIRA_ENV": "qa"}).home == root / "qa-stores"
+    # A release is built once for every environment, in the moved home too.
+    target = open_project(root, moved | {"ESTEIRA_ENV": "staging"})
+    deploy(target.settings, target.metadata, build(load_settings(root, moved))[0].id, "test")
+    assert list((tmp_path / "elsewhere" / "releases").glob("*/release.json"))
+    run_pipeline(load_project(root, moved | {"ESTEIRA_ENV": "staging"}), "flow")
+    assert load_project(root, moved).metadata.runs() == []  # dev saw nothing of it
+    assert not (root / ".esteira").exists()  # nothing in the project's own homes
+    # A child process given these stores' variables resolves the same stores.
+    again = load_settings(root, store_variables(staging))
+    assert (again.home, again.metadata_url) == (staging.home, staging.metadata_url)
 
 
 def test_prod_champion_moves_only_with_approval(write_project):

@@ -393,8 +393,9 @@ def demo(
     ] = False,
 ) -> None:
     """Walk the reference project through the maturity levels in a home of its own: level 0
-    (the pipeline by hand, the first champion), then level 1 (batches fed month by month
-    through continuous training while a live service answers and swaps champions). Ctrl-C
+    (the pipeline by hand, the first champion), level 1 (batches fed month by month through
+    continuous training while a live service answers and swaps champions), then level 2
+    (esteira ci, release, deploy and cd in staging, the approved promotion to prod). Ctrl-C
     stops; a rerun continues.
 
     Example: esteira demo --project examples/flight_delays --fast
@@ -420,12 +421,12 @@ def demo(
         f"{done.latency_p50_ms:.1f} ms, p99 {done.latency_p99_ms:.1f} ms",
         highlight=False,
     )
-    from esteira.cicd.maturity import score
+    from esteira.cicd.maturity import other_environments, score
     from esteira.commands.maturity import print_scorecard
     from esteira.project import open_project
 
     demo_home = open_project(project, {**os.environ, "ESTEIRA_HOME": str(where)}, read_only=True)
-    print_scorecard(console, score(demo_home, {}), "the demo's home")
+    print_scorecard(console, score(demo_home, other_environments(demo_home)), "the demo's home")
     console.print(f"See it all: ESTEIRA_HOME={where} esteira dashboard -p {project}",
                   highlight=False)  # fmt: skip
 

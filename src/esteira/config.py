@@ -20,7 +20,9 @@ from esteira.metrics import Task, check_settings
 
 CONFIG_FILE = "esteira.toml"
 HOME_VARIABLE = "ESTEIRA_HOME"
-"""Folder of the embedded stores (by default `<project>/.esteira`); it has no esteira.toml key."""
+"""Folder of the embedded stores (by default `<project>/.esteira`): dev's, and the other
+environments' under `environments/NAME` in it, so moving it moves them all and none mixes
+with another; an environment with its own `home` keeps it. It has no esteira.toml key."""
 ENV_VARIABLE = "ESTEIRA_ENV"
 """The environment commands work in (`--env`), `dev` by default."""
 DEFAULT_ENVIRONMENT = "dev"
@@ -300,7 +302,7 @@ class EnvironmentSection(_Section):
 
     home: str = ""
     """Folder of its embedded stores, relative to the project (default: `.esteira` for dev,
-    `.esteira/environments/NAME` for the others)."""
+    `.esteira/environments/NAME` for the others; `ESTEIRA_HOME` moves `.esteira`)."""
     tracking_uri: str = ""
     """Its MLflow tracking server (default: `[tracking] uri`, else SQLite in its home)."""
     registry_uri: str = ""
@@ -414,6 +416,9 @@ class Settings(BaseModel):
     release: str = ""
     """The release whose code this project was loaded from ("": the working tree)."""
     home: Path
+    """This environment's embedded stores."""
+    homes: Path
+    """The folder every environment's default home is in: `ESTEIRA_HOME`, else `.esteira`."""
     tracking_uri: str
     registry_uri: str
     experiment: str
@@ -435,8 +440,11 @@ class Settings(BaseModel):
     cd: CDSection
 
 
-def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Settings:
-    """Read `<root>/esteira.toml` (optional) and apply environment overrides."""
+def load_settings(
+    root: str | os.PathLike[str], environ: dict[str, str] | None = None, home: Path | None = None
+) -> Settings:
+    """Read `<root>/esteira.toml` (optional) and apply environment overrides. `home`: the
+    environment's home, already resolved (a release's code keeps its project's stores)."""
     env = os.environ if environ is None else environ
     root = Path(root).resolve()
     if not root.is_dir():
@@ -445,7 +453,8 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
     check_settings(config.model.task, _named_metrics(config))
     env_name = env.get(ENV_VARIABLE) or DEFAULT_ENVIRONMENT
     environment = _environment(config, env_name, root)
-    home = Path(env.get(HOME_VARIABLE) or _home(root, env_name, environment)).resolve()
+    homes = Path(env.get(HOME_VARIABLE) or root / ".esteira").resolve()
+    home = (home or _home(root, homes, env_name, environment)).resolve()
     # The environment variables override everything; then the environment's own settings.
     tracking_uri = (
         env.get(ENVIRONMENT["tracking.uri"])
@@ -474,6 +483,7 @@ def load_settings(root: str | os.PathLike[str], environ: dict[str, str] | None =
         env=env_name,
         environment=environment,
         home=home,
+        homes=homes,
         tracking_uri=tracking_uri,
         registry_uri=registry_uri,
         experiment=config.tracking.experiment or name,
@@ -500,7 +510,7 @@ def store_variables(settings: Settings) -> dict[str, str]:
     resolves exactly these stores, in this environment."""
     return {
         ENV_VARIABLE: settings.env,
-        HOME_VARIABLE: str(settings.home),
+        HOME_VARIABLE: str(settings.homes),
         ENVIRONMENT["tracking.uri"]: settings.tracking_uri,
         ENVIRONMENT["tracking.registry_uri"]: settings.registry_uri,
         ENVIRONMENT["metadata.url"]: settings.metadata_url,
@@ -530,11 +540,10 @@ def _environment(config: Config, name: str, root: Path) -> EnvironmentSection:
     return known[name]
 
 
-def _home(root: Path, name: str, environment: EnvironmentSection) -> Path:
+def _home(root: Path, homes: Path, name: str, environment: EnvironmentSection) -> Path:
     if environment.home:
         return root / environment.home
-    base = root / ".esteira"
-    return base if name == DEFAULT_ENVIRONMENT else base / "environments" / name
+    return homes if name == DEFAULT_ENVIRONMENT else homes / "environments" / name
 
 
 def _named_metrics(config: Config) -> dict[str, str]:

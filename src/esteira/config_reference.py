@@ -67,7 +67,8 @@ def reference_markdown() -> str:
         "and has a default that works on one laptop; a key or section esteira does not know "
         "is an error that names the nearest valid one, and a value of the wrong type names "
         f"the type expected. Environment variables override: {overrides}; `{HOME_VARIABLE}` "
-        "moves the folder of the embedded stores (by default `<project>/.esteira`). "
+        "moves the folder of the embedded stores (by default `<project>/.esteira`): dev's, "
+        "and the other environments' under `environments/NAME` in it. "
         "`esteira config` shows a project's effective settings and where each came from; "
         "`esteira config --defaults` prints the defaults as an esteira.toml to copy."
     )

@@ -113,8 +113,8 @@ def load_project(path: str | Path = ".", environ: Mapping[str, str] | None = Non
         from esteira import releases
 
         release = releases.require_active(settings, Project(settings, {}).metadata)
-        pinned = env | {"ESTEIRA_ENV": settings.env, "ESTEIRA_HOME": str(settings.home)}
-        settings = load_settings(releases.code_root(settings, release), pinned)
+        pinned = env | {"ESTEIRA_ENV": settings.env, "ESTEIRA_HOME": str(settings.homes)}
+        settings = load_settings(releases.code_root(settings, release), pinned, settings.home)
         settings = settings.model_copy(update={"release": release.id})
     return Project(settings, *_import_definitions(settings))
 

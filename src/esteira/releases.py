@@ -64,7 +64,7 @@ class Release:
 
 
 def releases_folder(settings: Settings) -> Path:
-    return settings.root / ".esteira" / "releases"
+    return settings.homes / "releases"  # built once, deployed to any environment
 
 
 def build(settings: Settings) -> tuple[Release, Path]:

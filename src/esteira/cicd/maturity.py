@@ -182,14 +182,16 @@ def other_environments(project: Project) -> dict[str, Project]:
     """The project's other environments whose stores exist (looking creates none)."""
     import os
 
-    from esteira.config import ENV_VARIABLE, environments_of
+    from esteira.config import ENV_VARIABLE, HOME_VARIABLE, environments_of
     from esteira.project import open_project
 
+    homes = {HOME_VARIABLE: str(project.settings.homes)}  # where this one's home was moved
     found = {}
     for name in environments_of(project.root):
         if name == project.settings.env:
             continue
-        other = open_project(project.root, {**os.environ, ENV_VARIABLE: name}, project.read_only)
+        environ = {**os.environ, **homes, ENV_VARIABLE: name}
+        other = open_project(project.root, environ, project.read_only)
         url = other.settings.metadata_url
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
             continue

@@ -23,8 +23,8 @@ def ct_replay(
     policy: Annotated[
         list[str] | None,
         typer.Option(
-            help="never | schedule | drift | performance | monthly (every new batch); "
-            "repeat to compare."
+            help="never | schedule | drift | performance | monthly (every new batch) | "
+            "project (its [ct.triggers] together); repeat to compare."
         ),
     ] = None,
 ) -> None:

@@ -20,15 +20,16 @@ from typing import TYPE_CHECKING
 
 from esteira.batches import period_of
 from esteira.ct.feed import BatchFeed, BatchRow
-from esteira.ct.triggers import Trigger, drift, new_data, performance, schedule
+from esteira.ct.triggers import Trigger, drift, from_config, new_data, performance, schedule
 from esteira.errors import ConfigError
 
 if TYPE_CHECKING:
     from esteira.config import TriggersConfig
 
-POLICIES = ("never", "schedule", "drift", "performance", "monthly")
+POLICIES = ("never", "schedule", "drift", "performance", "monthly", "project")
 """`monthly` retrains on every new batch (the new_data trigger): the upper reference, named
-for monthly batches, which the reference project has."""
+for monthly batches, which the reference project has. `project`: the triggers its
+`[ct.triggers]` turns on, together, as `esteira ct start` runs them."""
 DEFAULT_CRON = "0 0 1 */3 *"  # quarterly
 DEFAULT_DRIFT_SHARE = 0.5  # Evidently's dataset drift: half the columns
 
@@ -51,7 +52,8 @@ class PolicyResult:
 
 
 def policy_triggers(policy: str, config: TriggersConfig, metric: str) -> list[Trigger]:
-    """The one trigger a policy replays, with the project's limits where it set them."""
+    """The one trigger a policy replays, with the project's limits where it set them (or,
+    for `project`, all that the project turns on)."""
     if policy == "never":
         return []
     if policy == "schedule":
@@ -68,6 +70,8 @@ def policy_triggers(policy: str, config: TriggersConfig, metric: str) -> list[Tr
         return [performance(metric, config.performance_below)]
     if policy == "monthly":
         return [new_data]
+    if policy == "project":
+        return from_config(config, metric)
     raise ConfigError(f"unknown policy '{policy}'; choose from {', '.join(POLICIES)}")
 
 

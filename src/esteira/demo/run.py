@@ -8,7 +8,8 @@ triggers (`BatchFeed`): each lands and is validated, is monitored with the champ
 when a trigger fires a challenger is trained, gated and, if it wins, promoted, which the
 live service swaps in while it answers. One batch may be delivered faulty on purpose
 (`ESTEIRA_DEMO_FAULTY_BATCH`, which the project's source honours): it is quarantined, the
-champion stays, and the source delivers it fixed to the training windows after it."""
+champion stays, and the source delivers it fixed to the training windows after it.
+Level 2 (`delivery.py`) then takes the code through CI and CD to prod."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from esteira.ct.feed import BatchFeed, BatchRow
+from esteira.demo.delivery import Delivered, deliver
 from esteira.errors import EsteiraError
 
 if TYPE_CHECKING:
@@ -34,7 +36,8 @@ SWAP_WAIT_S = 60.0  # a busy machine loads a model in tens of seconds
 
 @dataclass
 class DemoRun:
-    """What the demo did: level 0's run and champion, then each batch of level 1."""
+    """What the demo did: level 0's run and champion, each batch of level 1, the steps of
+    level 2."""
 
     level0_run: str = ""
     first_champion: str = ""
@@ -44,6 +47,7 @@ class DemoRun:
     versions_served: list[str] = field(default_factory=list)
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
+    delivered: list[Delivered] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +61,8 @@ class DemoRun:
             return cls()
         data = json.loads(path.read_text(encoding="utf-8"))
         rows = [BatchRow(**row) for row in data.pop("rows")]
-        return cls(**data, rows=rows)
+        delivered = [Delivered(**step) for step in data.pop("delivered", [])]
+        return cls(**data, rows=rows, delivered=delivered)
 
 
 def run_demo(
@@ -67,7 +72,7 @@ def run_demo(
     faulty: str | None = None,
     say: Callable[[str], None] = print,
 ) -> DemoRun:
-    """Levels 0 and 1 of the project at `root`, in `home`."""
+    """Levels 0, 1 and 2 of the project at `root`, in `home`."""
     from esteira.cicd.service import following
     from esteira.ct.triggers import from_config
     from esteira.demo.traffic import Traffic
@@ -108,6 +113,12 @@ def run_demo(
             traffic.stop()
             _count(done, traffic)
             done.save(state_path)
+
+    say("[bold]Level 2[/]: the pipeline's code through CI and CD to prod")
+    try:
+        deliver(root, project.settings.homes, batches[-1], done.delivered, say)
+    finally:
+        done.save(state_path)
     return done
 
 
