@@ -24,7 +24,7 @@ from esteira.ct.feed import BatchFeed, BatchRow
 from esteira.errors import EsteiraError
 
 if TYPE_CHECKING:
-    from esteira.demo.traffic import Traffic
+    from esteira.demo.traffic import Session, Traffic
     from esteira.project import Project
 
 FAULTY_BATCH = "ESTEIRA_DEMO_FAULTY_BATCH"
@@ -44,6 +44,8 @@ class DemoRun:
     versions_served: list[str] = field(default_factory=list)
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
+    never: dict[str, float | None] = field(default_factory=dict)
+    """The first champion's metric on each batch fed (never retraining), for the report."""
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +72,8 @@ def run_demo(
     """Levels 0 and 1 of the project at `root`, in `home`."""
     from esteira.cicd.service import following
     from esteira.ct.triggers import from_config
-    from esteira.demo.traffic import Traffic
+    from esteira.demo.baseline import score_first_champion
+    from esteira.demo.traffic import TRAFFIC_FILE, Traffic, keep, sessions
     from esteira.project import load_project
 
     project = load_project(root, environ={"ESTEIRA_HOME": str(home)})
@@ -106,8 +109,11 @@ def run_demo(
                     _wait_for(traffic, row.champion_after, say)
         finally:
             traffic.stop()
-            _count(done, traffic)
+            keep(traffic, project.settings.home / TRAFFIC_FILE)
+            _count(done, traffic, sessions(project.settings.home / TRAFFIC_FILE))
             done.save(state_path)
+    if score_first_champion(project, done, say):
+        done.save(state_path)
     return done
 
 
@@ -176,13 +182,14 @@ def _wait_for(traffic: Traffic, version: str, say: Callable[[str], None]) -> Non
     say(f"    [yellow]the service did not answer with v{version} within {SWAP_WAIT_S:g} s[/]")
 
 
-def _count(done: DemoRun, traffic: Traffic) -> None:
+def _count(done: DemoRun, traffic: Traffic, kept: list[Session]) -> None:
+    """This run's requests added; the latency of every run's answers that were `kept`."""
     import numpy as np
 
     done.requests += len(traffic.answers)
     done.failed += len(traffic.failed)
     done.versions_served = list(dict.fromkeys([*done.versions_served, *traffic.versions()]))
-    latencies = [a.latency_ms for a in traffic.answers if a.status == 200]
+    latencies = [a.latency_ms for run in kept for a in run.answers if a.status == 200]
     if latencies:
         done.latency_p50_ms = round(float(np.percentile(latencies, 50)), 2)
         done.latency_p99_ms = round(float(np.percentile(latencies, 99)), 2)
