@@ -1,33 +1,21 @@
 """`esteira demo --fast` as a new user runs it, in a home of its own: level 0 trains and
 promotes the first champion; level 1 feeds three months through continuous training while
 a live service answers a client, the faulty month is quarantined with the champion kept,
-every request answered; a rerun continues and finds everything done."""
+every request answered; a rerun continues and finds everything done. The run is conftest's
+`fast_demo`, shared with the report's test (tests/test_demo_report.py)."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 
 import pytest
-from conftest import EXAMPLE
-from test_cli import _env
 
 pytestmark = pytest.mark.integration
 
 
-def test_the_fast_demo_walks_levels_0_and_1_and_a_rerun_continues(tmp_path):
-    project = tmp_path / "flight_delays"
-    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".esteira", "__pycache__"))
-    home = tmp_path / "demo home"
-    command = [sys.executable, "-m", "esteira.cli", "demo", "-p", str(project), "--home",
-               str(home), "--fast"]  # fmt: skip
-    first = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=900)
-    assert first.returncode == 0, first.stderr[-3000:]
+def test_the_fast_demo_walks_levels_0_and_1(fast_demo):
+    first, done = fast_demo.first, fast_demo.first_state
     assert "Level 0" in first.stdout and "Level 1" in first.stdout
-
-    done = json.loads((home / "demo.json").read_text())
     assert done["first_champion"] == "1"
     assert [r["batch"] for r in done["rows"]] == ["2013-04", "2013-05", "2013-06"]
     faulty = done["rows"][1]
@@ -42,9 +30,16 @@ def test_the_fast_demo_walks_levels_0_and_1_and_a_rerun_continues(tmp_path):
     assert done["versions_served"] == ["1", *promoted]  # each new champion answered live
     assert f"{done['requests']:,} requests, 0 failed" in first.stdout
     assert "MLOps maturity of flight_delays" in first.stdout and "\nlevel 1\n" in first.stdout
+    # Never retraining, measured on the months fed: the first month was scored by v1 live.
+    assert sorted(done["never"]) == ["2013-04", "2013-06"]
+    assert done["never"]["2013-04"] == pytest.approx(done["rows"][0]["metric"], abs=1e-12)
+    assert str(fast_demo.home / "demo-report.html") in " ".join(first.stdout.split())
 
-    again = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
-    rerun = json.loads((home / "demo.json").read_text())
+
+def test_a_rerun_continues_and_finds_everything_done(fast_demo):
+    again, done = fast_demo.again, fast_demo.first_state
+    rerun = json.loads((fast_demo.home / "demo.json").read_text())
     assert (rerun["rows"], rerun["first_champion"]) == (done["rows"], "1")
+    assert rerun["never"] == done["never"]  # scored once
     assert "2013-04:" not in again.stdout  # nothing fed twice
+    assert "demo-report.html" in again.stdout  # written again, with nothing left to feed
