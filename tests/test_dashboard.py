@@ -11,8 +11,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -20,10 +22,13 @@ from test_cli import ESTEIRA, _env
 from test_serving import free_port
 
 from esteira.dashboard.app import VIEWS, create_app
-from esteira.dashboard.charts import Cell, bar_chart, heat, heatmap, line_chart
+from esteira.dashboard.charts import Cell, Mark, bar_chart, heat, heatmap, line_chart
 from esteira.dashboard.layout import table
 from esteira.errors import NotFound
 from esteira.metadata import CTRun, MetadataStore
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -63,6 +68,28 @@ def test_the_line_chart_breaks_at_gaps_and_draws_the_limit():
     assert "auc · e: 0.68" in svg and "<div class=legend>" in svg
     for lonely in (line_chart(["a"], {"x": [1.0]}, "one"), line_chart([], {}, "none")):
         assert "<svg" in lonely and "nan" not in lonely
+
+
+def test_the_line_chart_marks_moments_and_can_start_at_zero():
+    svg = str(line_chart(["a", "b", "c"], {"rate": [14.0, 15.0, 16.0]}, "rate", from_zero=True,
+                         marks=[Mark(0.5, "v2 <new>"), Mark(1, "boom", "alarm"),
+                                Mark(2, "quarantined", "gap")]))  # fmt: skip
+    assert svg.count('<g class="mark event">') == svg.count('<g class="mark alarm">') == 1
+    assert svg.count('<g class="mark gap">') == 1
+    assert "v2 &lt;new&gt;" in svg and "<new>" not in svg
+    assert ">0</text>" in svg  # the axis starts at zero
+    event = re.search(r'<g class="mark event"><line x1="([\d.]+)"', svg)
+    points = [float(x) for x in re.findall(r'<circle class=point cx="([\d.]+)"', svg)]
+    assert event and float(event.group(1)) == pytest.approx((points[0] + points[1]) / 2, abs=0.1)
+
+
+def test_the_heatmap_makes_room_for_long_column_labels():
+    short = str(heatmap(["temp"], ["2013-04"], {}, "drift"))
+    long = str(heatmap(["temp"], ["2013-04", "2013-05 quarantined"], {}, "drift"))
+    size = re.compile(r'<svg class="chart heatmap"[^>]* width="(\d+)" height="(\d+)"')
+    (w1, h1), (w2, h2) = size.search(short).groups(), size.search(long).groups()
+    assert int(h2) > int(h1)  # the longest label fits above the grid
+    assert int(w2) - int(w1) > 56  # a column, and the last label's lean past the grid
 
 
 def test_the_bar_chart_draws_one_bar_per_value_from_zero():
@@ -268,19 +295,12 @@ def test_the_dashboard_shows_the_loop_of_the_trained_home_and_writes_nothing(hom
 @pytest.mark.integration
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no Chromium: tests/tools/ensure-chromium.sh")
 def test_every_page_reads_cleanly_in_chromium(home):
-    from playwright.sync_api import sync_playwright
-
     url, project = home["url"], home["project"]
     records = project.metadata.monitoring_history("flight_delays")
     columns = {c for r in records for c, d in r.drifted.items() if "test" in d}
     charts = {"/": 0, "/runs": 1, "/ct": 0, "/gates": 0, "/monitoring": 3, "/serving": 2}
     problems: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        page = browser.new_page()
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    with chromium(problems) as page:
         for path, expected in charts.items():
             answer = page.goto(url + path)
             assert answer is not None and answer.status == 200, path
@@ -295,5 +315,22 @@ def test_every_page_reads_cleanly_in_chromium(home):
         assert page.locator("svg.bar rect.bar").count() >= 5  # one per step
         page.goto(url + "/?env=staging")
         assert "No runs yet in staging" in page.locator("main").inner_text()
-        browser.close()
     assert problems == []
+
+
+@contextmanager
+def chromium(problems: list[str]) -> Iterator[Page]:
+    """A page in Debian's Chromium that notes its console errors, script errors and failed
+    requests in `problems`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        page = browser.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+        try:
+            yield page
+        finally:
+            browser.close()

@@ -395,8 +395,8 @@ def demo(
     """Walk the reference project through the maturity levels in a home of its own: level 0
     (the pipeline by hand, the first champion), level 1 (batches fed month by month through
     continuous training while a live service answers and swaps champions), then level 2
-    (esteira ci, release, deploy and cd in staging, the approved promotion to prod). Ctrl-C
-    stops; a rerun continues.
+    (esteira ci, release, deploy and cd in staging, the approved promotion to prod), and
+    writes demo-report.html in its home. Ctrl-C stops; a rerun continues.
 
     Example: esteira demo --project examples/flight_delays --fast
     """
@@ -427,6 +427,10 @@ def demo(
 
     demo_home = open_project(project, {**os.environ, "ESTEIRA_HOME": str(where)}, read_only=True)
     print_scorecard(console, score(demo_home, other_environments(demo_home)), "the demo's home")
+    from esteira.demo.report import write_report
+
+    report = write_report(project, where, done)
+    console.print(f"The report, one file that opens offline: {report}", highlight=False)
     console.print(f"See it all: ESTEIRA_HOME={where} esteira dashboard -p {project}",
                   highlight=False)  # fmt: skip
 

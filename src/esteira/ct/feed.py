@@ -16,6 +16,8 @@ from esteira.errors import StepFailed
 from esteira.validation.data import DataValidationError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from esteira.models import LoadedModel
     from esteira.project import Project
     from esteira.summaries.profile import Profile
@@ -35,6 +37,29 @@ class BatchRow:
     """The triggers that fired at the batch's end."""
     failed: str = ""
     """Why the retraining they started failed (not a gate's refusal: the run itself)."""
+
+
+PREPARED_LOOKBACK = 2000
+"""The pipeline runs searched, newest first, for the run that prepared a batch."""
+
+
+def prepared_batch(project: Project, batch: str) -> pd.DataFrame | None:
+    """`batch`'s model inputs and label as `BatchFeed.feed` prepared them to monitor it
+    (the `[ct] data_output` of its batch-only run), read back from that run; None when no
+    completed run prepared it (never fed, or quarantined). ArtifactError when its
+    artifact is gone from the store."""
+    from esteira.monitoring.monitor import run_output
+
+    ct = project.settings.ct
+    for run in project.metadata.runs(ct.pipeline, limit=PREPARED_LOOKBACK):
+        params = run.params
+        if (
+            run.status == "completed"
+            and str(params.get(ct.batch_param)) == str(batch)  # stored typed: 7, "2013-04"
+            and all(params.get(k) == v for k, v in ct.batch_only_params.items())
+        ):
+            return run_output(project, run.id, ct.data_output)
+    return None
 
 
 class BatchFeed:

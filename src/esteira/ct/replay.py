@@ -75,6 +75,11 @@ def policy_triggers(policy: str, config: TriggersConfig, metric: str) -> list[Tr
     raise ConfigError(f"unknown policy '{policy}'; choose from {', '.join(POLICIES)}")
 
 
+def policy_home(root: Path, policy: str) -> Path:
+    """Where a policy's replay keeps its stores (lake, registry, metadata)."""
+    return Path(root).resolve() / ".esteira" / "replay" / policy
+
+
 def replay(
     root: Path,
     batches: list[str],
@@ -90,7 +95,7 @@ def _replay_policy(
     from esteira.project import load_project
 
     started = time.perf_counter()
-    home = Path(root).resolve() / ".esteira" / "replay" / policy
+    home = policy_home(root, policy)
     shutil.rmtree(home, ignore_errors=True)
     project = load_project(root, environ={"ESTEIRA_HOME": str(home)})
     ct = project.settings.ct

@@ -1,6 +1,6 @@
-"""Inline SVG charts drawn on the server: a line chart, a bar chart and a heatmap. No
-script and nothing fetched, so a page reads the same offline; every mark carries a <title>
-that the browser shows on hover."""
+"""Inline SVG charts drawn on the server: a line chart (with moments marked on it), a bar
+chart and a heatmap. No script and nothing fetched, so a page reads the same offline; every
+mark carries a <title> that the browser shows on hover."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 SERIES_COLOURS = ("#2563eb", "#d97706", "#059669", "#7c3aed")
 GRID, INK, MUTED, LIMIT = "#e5e7eb", "#1f2933", "#6b7280", "#c62828"
+EVENT, GAP = "#059669", "#e2e8f0"
 MOST_LABELS = 12
 """More x labels than this are thinned to every n-th, so they do not overlap."""
 
@@ -26,6 +27,17 @@ class Cell:
     text: str
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A moment on a line chart: `at` is an x position in labels (a fraction falls between
+    two); `kind` "event" is a labelled line (a new model answering), "alarm" a red line
+    (a failure), "gap" a band over the label's slot (a batch left out)."""
+
+    at: float
+    text: str
+    kind: str = "event"
+
+
 def line_chart(
     labels: Sequence[str],
     series: Mapping[str, Sequence[float | None]],
@@ -33,26 +45,36 @@ def line_chart(
     limit: float | None = None,
     width: int = 760,
     height: int = 220,
+    marks: Sequence[Mark] = (),
+    from_zero: bool = False,
 ) -> Markup:
-    """One line per series over the x `labels`; None leaves a gap. `limit`: a dashed line."""
+    """One line per series over the x `labels`; None leaves a gap. `limit`: a dashed line;
+    `marks`: moments drawn across the plot; `from_zero`: the y axis starts at zero (a rate,
+    whose ups and downs would look larger than they are)."""
     left, right, top, bottom = 58, 40, 12, 34
     found = [v for values in series.values() for v in values if _finite(v)]
     if limit is not None:
         found.append(limit)
+    if from_zero:
+        found.append(0.0)
     low, high = _padded(found)
+    if from_zero and low < 0 <= min(found):
+        low = 0.0
     plot_w, plot_h = width - left - right, height - top - bottom
     step = plot_w / max(len(labels) - 1, 1)
 
-    def x(i: int) -> float:
+    def x(i: float) -> float:
         return left + (i * step if len(labels) > 1 else plot_w / 2)
 
     def y(v: float) -> float:
         return top + (high - v) / (high - low) * plot_h
 
-    marks = _y_axis(low, high, y, left, width - right)
-    marks += _x_labels(labels, x, height - 12)
+    drawn = _y_axis(low, high, y, left, width - right)
+    drawn += _x_labels(labels, x, height - 12)
+    box = (left, top, width - right, height - bottom)
+    drawn += [_moment(mark, x(mark.at), step, box) for mark in marks]
     if limit is not None:
-        marks.append(Markup(
+        drawn.append(Markup(
             '<line class=limit x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="{}" '
             'stroke-dasharray="4 3"><title>limit {}</title></line>'
         ).format(left, width - right, y(limit), y(limit), LIMIT, _short(limit)))  # fmt: skip
@@ -60,16 +82,39 @@ def line_chart(
         colour = SERIES_COLOURS[n % len(SERIES_COLOURS)]
         for run in _unbroken(values):
             points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in run)
-            marks.append(Markup('<polyline class=series points="{}" fill=none stroke="{}" '
+            drawn.append(Markup('<polyline class=series points="{}" fill=none stroke="{}" '
                                 'stroke-width=2></polyline>').format(points, colour))  # fmt: skip
         for i, v in enumerate(values):
             if _finite(v):
-                marks.append(Markup(
+                drawn.append(Markup(
                     '<circle class=point cx="{:.1f}" cy="{:.1f}" r=3 fill="{}">'
                     "<title>{} · {}: {}</title></circle>"
                 ).format(x(i), y(v), colour, name, labels[i], _short(v)))  # fmt: skip
     legend = _legend(list(series)) if len(series) > 1 else None
-    return _figure("line", title, width, height, marks, legend)
+    return _figure("line", title, width, height, drawn, legend)
+
+
+def _moment(mark: Mark, at: float, step: float, box: tuple[float, float, float, float]
+            ) -> Markup:  # fmt: skip
+    """A mark across the plot `box` (left, top, right, bottom), at x `at`."""
+    left, top, right, bottom = box
+    if mark.kind == "gap":
+        x0, x1 = max(at - step / 2, left), min(at + step / 2, right)
+        return Markup(
+            '<g class="mark gap"><rect x="{:.1f}" y="{}" width="{:.1f}" height="{}" fill="{}">'
+            '<title>{}</title></rect><text x="{:.1f}" y="{}" font-size=10 text-anchor=middle '
+            'fill="{}">{}</text></g>'
+        ).format(x0, top, x1 - x0, bottom - top, GAP, mark.text, at, top + 10, MUTED,
+                 mark.text)  # fmt: skip
+    colour, label = (LIMIT, "") if mark.kind == "alarm" else (EVENT, mark.text)
+    # the label reads rightwards from the line, or leftwards where it would leave the plot
+    anchor, shift = ("end", -3) if at + 3 + len(label) * 5.5 > right else ("start", 3)
+    return Markup(
+        '<g class="mark {}"><line x1="{:.1f}" x2="{:.1f}" y1="{}" y2="{}" stroke="{}" '
+        'stroke-width=1.5 stroke-dasharray="3 2"><title>{}</title></line>'
+        '<text x="{:.1f}" y="{}" font-size=10 text-anchor={} fill="{}">{}</text></g>'
+    ).format(mark.kind, at, at, top, bottom, colour, mark.text, at + shift, top + 10, anchor,
+             colour, label)  # fmt: skip
 
 
 def bar_chart(bars: Sequence[tuple[str, float]], title: str, width: int = 760,
@@ -106,9 +151,14 @@ def heatmap(
 ) -> Markup:
     """A grid of `rows` by `columns`, one rect per pair; a pair without a cell is drawn
     blank ("not measured")."""
-    label_w, head_h, size = 130, 64, 22
+    label_w, size = 130, 22
     cell_w = max(size, min(56, (760 - label_w) // max(len(columns), 1)))
-    width, height = label_w + cell_w * len(columns) + 8, head_h + size * len(rows) + 4
+    # Column labels lean up and right at 45°, ~4.4 px a letter each way: room above the
+    # grid for the longest, and right of it for the last.
+    head_h = max(64, round(max((len(c) for c in columns), default=0) * 4.4) + 12)
+    lean = max(0.0, len(columns[-1]) * 4.4 - cell_w / 2) if columns else 0.0
+    width = label_w + cell_w * len(columns) + 8 + lean
+    height = head_h + size * len(rows) + 4
     marks = []
     for j, column in enumerate(columns):
         cx = label_w + j * cell_w + cell_w / 2

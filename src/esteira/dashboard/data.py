@@ -8,7 +8,7 @@ challenger with their key metric, MLflow UI links, counts."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -100,11 +100,14 @@ class CTOutcome:
 class Environment:
     """One environment of a project, looked at and never written to."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, environ: Mapping[str, str] | None = None) -> None:
+        """`environ`: the variables that locate its stores (default: this process's), as
+        a home of its own has them (the demo's, a replay policy's)."""
         from esteira.config import ENV_VARIABLE
         from esteira.project import open_project
 
-        self.project: Project = open_project(root, {**os.environ, ENV_VARIABLE: name},
+        variables = os.environ if environ is None else environ
+        self.project: Project = open_project(root, {**variables, ENV_VARIABLE: name},
                                              read_only=True)  # fmt: skip
         self.name = name
         self._experiment_id: str | None = None

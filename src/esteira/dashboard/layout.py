@@ -90,14 +90,21 @@ def page(place: Place, active: str, title: str, body: Markup | str) -> str:
                    lambda e: place.href(path, env=e, model=None))  # fmt: skip
     models = _picker("model", place.models, place.model or "",
                      lambda m: place.href(path, model=m))  # fmt: skip
+    header = Markup(
+        "<div class=top><b class=brand>esteira</b><span>{} · {}</span><nav>{}</nav></div>"
+        "<div class=pick>{} {}</div>"
+    ).format(place.project, place.env, nav, envs, models)
+    return document(f"{title} · {place.project} · esteira", header, body)
+
+
+def document(title: str, header: Markup, body: Markup | str) -> str:
+    """A whole HTML page, self-contained: its style inline, nothing fetched (the icon too)."""
     return str(Markup(
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
-        '<link rel=icon href="data:,"><title>{} · {} · esteira</title><style>{}</style></head>'
-        "<body><header><div class=top><b class=brand>esteira</b><span>{} · {}</span>"
-        "<nav>{}</nav></div><div class=pick>{} {}</div></header><main>{}</main></body></html>"
-    ).format(title, place.project, Markup(CSS), place.project, place.env, nav, envs, models,
-             body))  # fmt: skip
+        '<link rel=icon href="data:,"><title>{}</title><style>{}</style></head>'
+        "<body><header>{}</header><main>{}</main></body></html>"
+    ).format(title, Markup(CSS), header, body))  # fmt: skip
 
 
 def _picker(what: str, names: Sequence[str], current: str, link: Any) -> Markup:

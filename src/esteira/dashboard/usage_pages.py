@@ -59,15 +59,7 @@ def _drift_and_metric(place: Place, env: Environment, found: Monitoring) -> Mark
         (found.metric, number(value), ""),
         ("records", len(found.records), ""),
     ])]  # fmt: skip
-    cells = {
-        (c.column, c.batch): Cell(c.level, c.drifted,
-                                  f"{c.test} {c.value:.4g} (limit {c.threshold:g}), "
-                                  f"{'drifted' if c.drifted else 'stable'}"
-                                  f"{'' if c.counted else ', not counted'}")
-        for c in found.cells
-    }  # fmt: skip
-    parts.append(heatmap(found.columns, found.batches, cells,
-                         "Drift per column and batch (figure against its limit; red: drifted)"))
+    parts.append(drift_heatmap(found, "batch"))
     triggers = env.settings.ct.triggers
     if any(v is not None for v in found.metric_values()):
         parts.append(line_chart(found.batches, {found.metric: found.metric_values()},
@@ -86,6 +78,19 @@ def _drift_and_metric(place: Place, env: Environment, found: Monitoring) -> Mark
         parts.append(table(["segment", "rows", *names], rows,
                            numeric=list(range(1, len(names) + 2))))  # fmt: skip
     return Markup("").join(parts)
+
+
+def drift_heatmap(found: Monitoring, per: str) -> Markup:
+    """Each monitored column's drift on each record (`per`: what a record is, e.g. batch)."""
+    cells = {
+        (c.column, c.batch): Cell(c.level, c.drifted,
+                                  f"{c.test} {c.value:.4g} (limit {c.threshold:g}), "
+                                  f"{'drifted' if c.drifted else 'stable'}"
+                                  f"{'' if c.counted else ', not counted'}")
+        for c in found.cells
+    }  # fmt: skip
+    return heatmap(found.columns, found.batches, cells,
+                   f"Drift per column and {per} (figure against its limit; red: drifted)")
 
 
 def serving(place: Place, env: Environment) -> Markup:

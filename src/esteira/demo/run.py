@@ -26,7 +26,7 @@ from esteira.demo.delivery import Delivered, deliver
 from esteira.errors import EsteiraError
 
 if TYPE_CHECKING:
-    from esteira.demo.traffic import Traffic
+    from esteira.demo.traffic import Session, Traffic
     from esteira.project import Project
 
 FAULTY_BATCH = "ESTEIRA_DEMO_FAULTY_BATCH"
@@ -47,6 +47,8 @@ class DemoRun:
     versions_served: list[str] = field(default_factory=list)
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
+    never: dict[str, float | None] = field(default_factory=dict)
+    """The first champion's metric on each batch fed (never retraining), for the report."""
     delivered: list[Delivered] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
@@ -73,9 +75,8 @@ def run_demo(
     say: Callable[[str], None] = print,
 ) -> DemoRun:
     """Levels 0, 1 and 2 of the project at `root`, in `home`."""
-    from esteira.cicd.service import following
     from esteira.ct.triggers import from_config
-    from esteira.demo.traffic import Traffic
+    from esteira.demo.baseline import score_first_champion
     from esteira.project import load_project
 
     project = load_project(root, environ={"ESTEIRA_HOME": str(home)})
@@ -94,15 +95,45 @@ def run_demo(
 
     say("[bold]Level 1[/]: continuous training, batch by batch, with a live service")
     fed = {row.batch for row in done.rows}
-    feed = BatchFeed(project, from_config(ct.triggers, ct.metric), batches[0])
-    with following(root, project.settings, ct.model, "champion", 1.0, 300) as service:
-        traffic = Traffic(service, _requests(project, ct.model, champion)).start()
+    left = [batch for batch in batches if batch not in fed]
+    if left:
+        feed = BatchFeed(project, from_config(ct.triggers, ct.metric), batches[0])
+        _level1(root, project, feed, left, faulty, champion, done, state_path, say)
+    else:
+        say(f"  the {len(batches)} batches were fed in a run before")
+    if score_first_champion(project, done, say):
+        done.save(state_path)
+
+    say("[bold]Level 2[/]: the pipeline's code through CI and CD to prod")
+    try:
+        deliver(root, project.settings.homes, batches[-1], done.delivered, say)
+    finally:
+        done.save(state_path)
+    return done
+
+
+def _level1(
+    root: Path,
+    project: Project,
+    feed: BatchFeed,
+    batches: list[str],
+    faulty: str | None,
+    champion: str,
+    done: DemoRun,
+    state_path: Path,
+    say: Callable[[str], None],
+) -> None:
+    """`batches` fed one by one while a live service of the champion answers a client."""
+    from esteira.cicd.service import following
+    from esteira.demo.traffic import TRAFFIC_FILE, Traffic, keep, sessions
+
+    model = project.settings.ct.model
+    with following(root, project.settings, model, "champion", 1.0, 300) as service:
+        traffic = Traffic(service, _requests(project, model, champion)).start()
         say(f"  serving the champion on http://127.0.0.1:{service.port}, a client sending "
             f"a request every {traffic.pause_s * 1000:.0f} ms")  # fmt: skip
         try:
             for batch in batches:
-                if batch in fed:
-                    continue
                 row = _fed(feed, batch, faulty)
                 done.rows.append(row)
                 done.save(state_path)
@@ -111,15 +142,9 @@ def run_demo(
                     _wait_for(traffic, row.champion_after, say)
         finally:
             traffic.stop()
-            _count(done, traffic)
+            keep(traffic, project.settings.home / TRAFFIC_FILE)
+            _count(done, traffic, sessions(project.settings.home / TRAFFIC_FILE))
             done.save(state_path)
-
-    say("[bold]Level 2[/]: the pipeline's code through CI and CD to prod")
-    try:
-        deliver(root, project.settings.homes, batches[-1], done.delivered, say)
-    finally:
-        done.save(state_path)
-    return done
 
 
 def _fed(feed: BatchFeed, batch: str, faulty: str | None) -> BatchRow:
@@ -187,13 +212,14 @@ def _wait_for(traffic: Traffic, version: str, say: Callable[[str], None]) -> Non
     say(f"    [yellow]the service did not answer with v{version} within {SWAP_WAIT_S:g} s[/]")
 
 
-def _count(done: DemoRun, traffic: Traffic) -> None:
+def _count(done: DemoRun, traffic: Traffic, kept: list[Session]) -> None:
+    """This run's requests added; the latency of every run's answers that were `kept`."""
     import numpy as np
 
     done.requests += len(traffic.answers)
     done.failed += len(traffic.failed)
     done.versions_served = list(dict.fromkeys([*done.versions_served, *traffic.versions()]))
-    latencies = [a.latency_ms for a in traffic.answers if a.status == 200]
+    latencies = [a.latency_ms for run in kept for a in run.answers if a.status == 200]
     if latencies:
         done.latency_p50_ms = round(float(np.percentile(latencies, 50)), 2)
         done.latency_p99_ms = round(float(np.percentile(latencies, 99)), 2)

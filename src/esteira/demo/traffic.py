@@ -1,16 +1,22 @@
 """A bounded client of a live service: one request at a time on a keep-alive connection,
 a pause between requests, each answer's status, model version and latency kept, so the
-demo can show that swapping champions failed no request."""
+demo can show that swapping champions failed no request. The answers of every run are
+appended to one file in the demo's home, which the demo's report charts."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from esteira.cicd.service import HOST, Service, encoded, exchange
+
+TRAFFIC_FILE = "demo-traffic.jsonl"
+"""In the demo's home: one answer a line, with when its run's traffic started."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ class Traffic:
     pause_s: float = 0.05
     limit: int = 20_000
     answers: list[Answer] = field(default_factory=list)
+    started: float = 0.0
+    """When the traffic started, in seconds since the epoch (`Answer.at` counts from it)."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -57,7 +65,7 @@ class Traffic:
 
     def _send(self) -> None:
         connection = http.client.HTTPConnection(HOST, self.service.port, timeout=30)
-        started = time.perf_counter()
+        started, self.started = time.perf_counter(), time.time()
         try:
             for i in range(self.limit):
                 if self._stop.wait(self.pause_s):
@@ -75,3 +83,40 @@ class Traffic:
                 self.answers.append(Answer(began - started, status, version, took_ms, error))
         finally:
             connection.close()
+
+
+@dataclass(frozen=True)
+class Session:
+    """One run's traffic: when it started (seconds since the epoch) and its answers."""
+
+    started: float
+    answers: list[Answer]
+
+
+def keep(traffic: Traffic, path: Path) -> None:
+    """Append `traffic`'s answers to `path` (a rerun keeps the earlier runs')."""
+    if not traffic.answers:
+        return
+    lines = "".join(
+        json.dumps({"started": round(traffic.started, 3), **asdict(a), "at": round(a.at, 4),
+                    "latency_ms": round(a.latency_ms, 3)}) + "\n"
+        for a in traffic.answers
+    )  # fmt: skip
+    with path.open("a", encoding="utf-8") as kept:
+        kept.write(lines)  # one write: a crash leaves at most a torn last line
+
+
+def sessions(path: Path) -> list[Session]:
+    """The answers kept in `path`, by run, oldest first (a torn line is skipped)."""
+    runs: dict[float, list[Answer]] = {}
+    if not path.exists():
+        return []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            fields = json.loads(line)
+            started = float(fields.pop("started"))
+            answer = Answer(**fields)
+        except (ValueError, TypeError, KeyError):
+            continue
+        runs.setdefault(started, []).append(answer)
+    return [Session(started, answers) for started, answers in sorted(runs.items())]

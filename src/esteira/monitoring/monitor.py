@@ -19,6 +19,7 @@ from esteira.summaries.profile import Profile, infer_profile, profile_column
 if TYPE_CHECKING:
     import pandas as pd
 
+    from esteira.config import Settings
     from esteira.metrics import Scores
     from esteira.models import LoadedModel
     from esteira.project import Project
@@ -28,21 +29,31 @@ PREDICTION = "prediction"
 
 def training_data(project: Project, name: str, version: str, output: str) -> pd.DataFrame:
     """The `output` artifact (e.g. the training set) of the run that registered `version`."""
-    from esteira.artifacts import artifact_ref
     from esteira.registry import RUN_TAG, Registry
 
     info = Registry(project).version(name, version, with_metrics=False)
     run_id = info.tags.get(RUN_TAG)
     if not run_id:
         raise EsteiraError(f"version {version} of '{name}' was not registered by an esteira run")
-    for step in project.metadata.run(run_id).steps:
-        for io in step.outputs():
-            if io.name == output:
-                return project.artifacts.load(artifact_ref(io))
+    found = run_output(project, run_id, output)
+    if found is not None:
+        return found
     raise EsteiraError(
         f"the run {run_id[:12]} that registered version {version} of '{name}' has no output "
         f"'{output}'; set [ct] reference_output to the output the model was trained on"
     )
+
+
+def run_output(project: Project, run_id: str, output: str) -> Any | None:
+    """The output `output` of pipeline run `run_id`, read from the artifact store; None
+    when the run has none (ArtifactError when its artifact is gone)."""
+    from esteira.artifacts import artifact_ref
+
+    for step in project.metadata.run(run_id).steps:
+        for io in step.outputs():
+            if io.name == output:
+                return project.artifacts.load(artifact_ref(io))
+    return None
 
 
 def reference_profile(
@@ -95,8 +106,8 @@ def monitor_batch(
         if found is not None:
             drifted[PREDICTION] = found | {"kind": "prediction"}
     labelled, segments = None, None
-    if label and label in data.columns and data[label].notna().any():
-        known = data[label].notna().to_numpy()
+    known = _labelled(data, label)
+    if known is not None:
         labelled = (data.loc[known, label].to_numpy(), scores.rows(known))
         if segment and segment in data.columns:
             segments = data.loc[known, segment].to_numpy()
@@ -126,9 +137,8 @@ def record_monitoring(
         truth, ours = labelled
         settings = project.settings
         key = resolve_metric(settings.ct.metric, ours.task, "[ct] metric")
-        gate = resolve_metric(settings.gates.metric, ours.task, "[gates] metric")
         threshold = settings.model.threshold
-        metrics = performance(truth, ours, [key, gate, *settings.gates.thresholds], threshold)
+        metrics = _performance(settings, truth, ours)
         if segments is not None:
             metrics["segments"] = {
                 str(value): segment_performance(truth[index], ours.rows(index), key, threshold)
@@ -147,6 +157,34 @@ def record_monitoring(
     )
     project.metadata.add(record)
     return record
+
+
+def batch_metrics(project: Project, model: LoadedModel, data: pd.DataFrame, label: str
+                  ) -> dict[str, Any]:  # fmt: skip
+    """The metrics a monitoring record of `model` on `data` would hold, recorded nowhere: a
+    version judged on a batch it does not serve ({} without labels)."""
+    known = _labelled(data, label)
+    if known is None:
+        return {}
+    scores = model.scores(data.loc[known, model.input_names])
+    return _performance(project.settings, data.loc[known, label].to_numpy(), scores)
+
+
+def _labelled(data: pd.DataFrame, label: str | None) -> np.ndarray | None:
+    """Which rows have their label (labels arrive later, often for some rows); None: none."""
+    if not label or label not in data.columns or not data[label].notna().any():
+        return None
+    return data[label].notna().to_numpy()
+
+
+def _performance(settings: Settings, truth: np.ndarray, ours: Scores) -> dict[str, Any]:
+    """The task's metrics with the key metric and those the gates read."""
+    from esteira.metrics import resolve_metric
+
+    key = resolve_metric(settings.ct.metric, ours.task, "[ct] metric")
+    gate = resolve_metric(settings.gates.metric, ours.task, "[gates] metric")
+    return performance(truth, ours, [key, gate, *settings.gates.thresholds],
+                       settings.model.threshold)  # fmt: skip
 
 
 def _groups(values: np.ndarray) -> dict[Any, np.ndarray]:
