@@ -264,13 +264,11 @@ def gate_figure(decision: GateDecision) -> str:
 
 
 def _level2_env(root: Path, home: Path, name: str) -> Environment | None:
-    from esteira.config import ENV_VARIABLE
     from esteira.dashboard.data import Environment
 
-    where = home / "environments" / name
-    if not where.is_dir():
+    if not (home / "environments" / name).is_dir():
         return None
-    env = Environment(root, name, {"ESTEIRA_HOME": str(where), ENV_VARIABLE: name})
+    env = Environment(root, name, {"ESTEIRA_HOME": str(home)})  # its home: environments/<name>
     return env if env.metadata is not None else None
 
 
