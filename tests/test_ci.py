@@ -15,6 +15,7 @@ from esteira.cicd.battery import (
     pipelines_run,
     reproducible,
     run_battery,
+    unit_tests,
 )
 from esteira.cicd.evidence import NO_MODEL
 from esteira.cicd.ingested import ingested_tables_validated
@@ -145,6 +146,23 @@ def test_a_failing_unit_test_fails_unit_tests_and_no_model_passes_the_model_chec
     assert only(results, "pipelines_run").passed
     for name in ("beats_baseline", "finite_predictions", "reproducible", "loads_in_fresh_process"):
         assert (only(results, name).passed, only(results, name).reason) == (True, NO_MODEL)
+
+
+def test_tests_without_pytest_installed_fail_unit_tests_saying_how_to_install_it(
+    tmp_path, monkeypatch
+):
+    """`pip install esteira-mlops` brings no pytest: a project's tests that cannot run are
+    not a pass, and the reason says what to install."""
+    from types import SimpleNamespace
+
+    from esteira.cicd import battery
+
+    (tmp_path / "tests").mkdir()
+    monkeypatch.setattr(battery, "find_spec", lambda name: None if name == "pytest" else object())
+    result = unit_tests(SimpleNamespace(root=tmp_path, environ={}))
+    assert not result.passed
+    assert result.reason.startswith("pytest is not installed in this environment")
+    assert result.reason.endswith("did not run: pip install pytest")
 
 
 # A model trained through a feature service on a table its pipeline ingests.

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,10 @@ def unit_tests(e: Evidence) -> CheckResult:
     tests = e.root / "tests"
     if not tests.is_dir():
         return CheckResult("unit_tests", True, "no tests/ folder")
+    if find_spec("pytest") is None:  # the project has tests: not running them is no pass
+        reason = (f"pytest is not installed in this environment ({sys.executable}), so {tests} "
+                  "did not run: pip install pytest")  # fmt: skip
+        return CheckResult("unit_tests", False, reason)
     # no cacheprovider: CI leaves no .pytest_cache in the project
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)]
     done = subprocess.run(command, cwd=e.root, env=e.environ, capture_output=True, text=True)
