@@ -4,7 +4,7 @@ home (its staging and prod stores under `environments/`), as a team would run it
     esteira ci                      the ML test battery on the code
     esteira release                 an immutable release of it
     esteira deploy --env staging    the release built last
-    esteira run train --env staging -P end=LAST    staging trains the release on the data
+    esteira run train --env staging --param end=LAST    staging trains the release on the data
     esteira cd --env staging        data and model gates, smoke and load test of the service
     esteira promote MODEL --env prod --approve --reason ...
 
@@ -58,7 +58,7 @@ def deliver(
         ("ci", f"esteira ci {shown}", lambda: _ci(root)),
         ("release", f"esteira release {shown}", lambda: _release(settings)),
         ("deploy", f"esteira deploy --env staging {shown}", lambda: _deploy(root, staging)),
-        ("train in staging", f"esteira run {pipeline} --env staging -P {param}={last_batch} "
+        ("train in staging", f"esteira run {pipeline} --env staging --param {param}={last_batch} "
          f"{shown}", lambda: _train(root, staging, pipeline, {param: last_batch})),
         ("cd", f"esteira cd --env staging {shown}", lambda: _cd(root, staging, say)),
         ("promote to prod", f'esteira promote {model} --env prod --approve --reason "..." '
