@@ -134,8 +134,10 @@ def _level2(home: Path) -> None:
     staging.add(Deployment(at=T0, environment="staging", release="rel-7", action="deploy",
                            actor="ci", reason="tests passed"))  # fmt: skip
     staging.add(CDDecision(at=T0 + timedelta(minutes=5), environment="staging", model="m",
-                           version="2", passed=True, summary="load test p99 41 ms within 100",
-                           actor="ci"))  # fmt: skip
+                           version="2", passed=True, summary="every gate passed", actor="ci",
+                           checks=[{"name": "smoke_test", "passed": True, "reason": "answered"},
+                                   {"name": "load_test", "passed": True,
+                                    "reason": "p99 41 ms within 100"}]))  # fmt: skip
     prod = _store(home / "environments" / "prod")
     prod.add(PipelineRun(id="p", project="tiny", pipeline="train", status="completed",
                          executor="me", code_version="c"))  # fmt: skip
@@ -190,7 +192,8 @@ def test_the_report_has_every_section_with_its_figures_gaps_and_escaping(small_d
     assert "v1 → v2</span> at 2026-01-05 09:00" in html
     assert "dep_delay: &lt;script&gt;lost&lt;/script&gt;" in html
     assert "StepFailed: out of memory" in html
-    for told in ("release rel-7", "cd passed", "load test p99 41 ms", "promotion approved",
+    for told in ("release rel-7", "cd passed", "smoke_test ✓, load_test ✓; load test: p99 41 ms",
+                 "promotion approved",
                  "ana: signed off &lt;ok&gt;"):  # fmt: skip
         assert told in html
     # 4. the traffic: totals from demo.json, a chart with the swap and the failure marked

@@ -64,6 +64,8 @@ def deliver(
         ("promote to prod", f'esteira promote {model} --env prod --approve --reason "..." '
          f"{shown}", lambda: _to_prod(root, prod, model)),
     ]  # fmt: skip
+    if all(step in kept for step, _, _ in steps):
+        say(f"  done in a run before: {', '.join(kept)}")
     for step, command, run in steps:
         if step in kept:
             continue

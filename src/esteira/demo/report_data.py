@@ -283,15 +283,23 @@ def level2_events(env: Environment, name: str, model: str) -> list[Event]:
                     "warn" if d.action == "rollback" else "ok")
               for d in store.deployments(name)]  # fmt: skip
     events += [Event(c.at, name, f"{c.kind} {'passed' if c.passed else 'refused'}",
-                     f"v{c.version}", c.summary, "ok" if c.passed else "bad")
+                     f"v{c.version}", _gates_told(c.checks), "ok" if c.passed else "bad")
                for c in store.cd_decisions(model)]  # fmt: skip
     for change in store.alias_history(model, CHAMPION):
         what = "promotion approved" if change.action == "approve" else f"champion ({change.action})"
         moved = f"v{change.from_version} → v{change.to_version}" if change.from_version \
             else f"v{change.to_version}"  # fmt: skip
-        events.append(Event(change.at, name, what, moved, f"{change.actor}: {change.reason}",
-                            "ok"))  # fmt: skip
+        why = "the CD gates passed" if change.action == "cd" else change.reason  # told above
+        events.append(Event(change.at, name, what, moved, f"{change.actor}: {why}", "ok"))
     return events
+
+
+def _gates_told(checks: list[dict[str, Any]]) -> str:
+    """Each CD gate with its verdict, and the load test's figures (the whole evidence is
+    on the dashboard's gates page)."""
+    told = ", ".join(f"{c['name']} {'✓' if c['passed'] else '✗'}" for c in checks)
+    load = next((c["reason"] for c in checks if c["name"] == "load_test"), "")
+    return f"{told}; load test: {load}" if load else told
 
 
 # the traffic --------------------------------------------------------------------------

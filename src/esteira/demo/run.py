@@ -91,7 +91,10 @@ def run_demo(
     if not done.level0_run:
         done.level0_run, done.first_champion = run_id, champion
         done.save(state_path)
-    say(f"  run {run_id[:12]}: champion v{champion}")
+        say(f"  run {run_id[:12]}: champion v{champion}")
+    else:
+        say(f"  run {run_id[:12]}, from the cache: the first champion was "
+            f"v{done.first_champion}, the champion is v{champion}")  # fmt: skip
 
     say("[bold]Level 1[/]: continuous training, batch by batch, with a live service")
     fed = {row.batch for row in done.rows}
