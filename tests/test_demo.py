@@ -1,16 +1,21 @@
 """`esteira demo --fast` as a new user runs it, in a home of its own: level 0 trains and
 promotes the first champion; level 1 feeds three months through continuous training while
 a live service answers a client, the faulty month is quarantined with the champion kept,
-every request answered; a rerun continues and finds everything done. The run is conftest's
-`fast_demo`, shared with the report's test (tests/test_demo_report.py)."""
+every request answered; level 2 takes the code to prod; the report reads cleanly in
+Debian's Chromium; a rerun continues and finds everything done. One run (conftest's
+`fast_demo`) for all of them, in this file so that one test worker makes it."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
+from test_dashboard import CHROMIUM, chromium
+from test_demo_report import _fetches_nothing
 
 from esteira.cicd.maturity import other_environments, score
+from esteira.demo.report import REPORT_FILE
 from esteira.project import open_project
 from esteira.registry import CHAMPION, Registry
 
@@ -77,3 +82,60 @@ def test_a_rerun_continues_and_finds_everything_done(fast_demo):
     assert "demo-report.html" in again.stdout  # written again, with nothing left to feed
     assert "$ esteira ci" not in again.stdout and "serving the champion" not in again.stdout
     assert rerun["delivered"] == done["delivered"]  # level 2 done once
+
+
+# the fast demo's report, in a browser ---------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no Chromium: tests/tools/ensure-chromium.sh")
+def test_the_fast_demo_writes_a_report_that_reads_cleanly_in_chromium(fast_demo):
+    home = fast_demo.home
+    path = home / REPORT_FILE
+    done = json.loads((home / "demo.json").read_text())
+    html = path.read_text()
+    _fetches_nothing(html)
+    with sqlite3.connect(home / "esteira.db") as db:
+        drifted = [json.loads(d) for (d,) in db.execute("SELECT drifted FROM monitoring")]
+    columns = {c for d in drifted for c, found in d.items() if "test" in found}
+    measured = [r for r in done["rows"] if not r["quarantined"]]
+    assert len(drifted) == len(measured)
+    swaps = len(done["versions_served"]) - 1
+    problems: list[str] = []
+    with chromium(problems) as page:
+        page.on("request", lambda r: None if r.url.startswith(("file:", "data:"))
+                else problems.append(f"fetched: {r.url}"))  # fmt: skip
+        page.goto(path.as_uri())
+        assert [h.inner_text() for h in page.locator("h2").all()] == [
+            "1. roc_auc per month", "2. Drift per feature over the year",
+            "3. Triggers, gates and promotions", "4. Requests and latency during the swaps"]
+        # 1: the live line and the never line (measured), the note that adds the third
+        metric = page.locator("#metric + figure svg.line")
+        legend = page.locator("#metric + figure .legend").inner_text()
+        assert "the project's triggers (live)" in legend and "never retrained (v1)" in legend
+        assert metric.locator("circle.point").count() == 2 * len(measured)
+        assert metric.locator("g.mark.gap").count() == 1  # the faulty month
+        assert "--policy monthly" in page.locator("main").inner_text()
+        live = [r["metric"] for r in measured]
+        never = [done["never"][r["batch"]] for r in measured]
+        means = page.locator("table").nth(1).locator("tbody tr td.num").all_inner_texts()
+        assert means[::2] == [f"{sum(live) / len(live):.4f}", f"{sum(never) / len(never):.4f}"]
+        # 2: a cell per feature and month, the quarantined month blank
+        cells = page.locator("svg.heatmap rect.cell")
+        assert cells.count() == len(columns) * len(done["rows"])
+        assert page.locator("svg.heatmap rect.cell[fill='#ffffff']").count() == len(columns)
+        # 3: each month's row, the promotions
+        timeline = page.locator("#timeline + table").inner_text()
+        for row in done["rows"]:
+            assert row["batch"] in timeline
+        assert timeline.count("→ v") == swaps  # each promotion, as the alias moved
+        # 4: the totals as demo.json has them, the first run charted with its swaps marked
+        cards = page.locator("#traffic + .cards").inner_text()
+        assert f"{done['requests']:,}" in cards and "failed\n0" in cards
+        assert " → ".join(f"v{v}" for v in done["versions_served"]) in cards
+        assert f"{done['latency_p99_ms']:.1f} ms" in cards
+        rate = page.locator("svg.line[aria-label^='Requests per second']")
+        assert rate.count() >= 1
+        assert rate.first.locator("g.mark.event").count() == swaps
+        assert rate.first.locator("g.mark.alarm").count() == 0
+    assert problems == []
