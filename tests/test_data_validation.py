@@ -188,3 +188,97 @@ def test_a_clean_month_lands(write_project, flights, tmp_path):
     result = run_pipeline(project, "flow", {"batch": "2013-04", "path": str(path)})
     assert result.output("train") == {"trained_on": 3}
     assert project.lake.quarantined("raw_flights").empty
+
+
+# --- landing a window of batches: only what is new or changed is validated and written ---
+
+WINDOW = """
+import numpy as np
+import pandas as pd
+
+from esteira import pipeline, step
+
+
+def source(batch, changed, broken):
+    rng = np.random.default_rng(int(batch[-2:]))
+    df = pd.DataFrame({"x": rng.normal(10, 2, 400), "k": rng.choice(["a", "b"], 400)})
+    df["batch"] = batch
+    if batch == changed:  # delivered again, one value corrected
+        df.loc[0, "x"] = 12.5
+    if batch == broken:
+        df["x"] = np.nan
+    return df
+
+
+@step
+def ingest(ctx, batches: str, changed: str = "", broken: str = ""):
+    new = []
+    for batch in batches.split(","):
+        df = source(batch, changed, broken)
+        if ctx.landed(df, "raw", batch):
+            continue
+        pending = pd.concat([d for _, d in new]) if new else None
+        ctx.validate_batch(df, "raw", batch, pending=pending)
+        new.append((batch, df))
+    for batch, df in new:
+        ctx.land_batch(df, "raw", batch, partition_by=["batch"])
+    return {"landed": [b for b, _ in new]}
+
+
+flow = pipeline("flow", [ingest], params={"batches": "", "changed": "", "broken": ""})
+"""
+
+
+def test_a_window_lands_only_its_new_and_changed_batches(write_project):
+    """A run over a window of batches validates and writes only the batches the lake does
+    not hold exactly as delivered; the others keep the report that passed them, recorded on
+    this run too (its figures in MLflow again), so the run shows every batch validated."""
+    project = load_project(write_project(WINDOW))
+
+    def ingest(batches: str, **params: str):
+        result = run_pipeline(project, "flow", {"batches": batches, **params}, use_cache=False)
+        (step,) = project.metadata.run(result.run_id).steps
+        reports = {io.name: io.hash for io in step.outputs() if io.name.startswith("validation/")}
+        writes = [t.version for t in step.tables if t.mode == "write"]
+        return result.output("ingest")["landed"], reports, writes, step.metrics
+
+    landed, first, writes, _ = ingest("2024-01,2024-02")
+    assert landed == ["2024-01", "2024-02"] and writes == [0, 1]
+
+    landed, second, writes, metrics = ingest("2024-01,2024-02,2024-03")
+    assert landed == ["2024-03"] and writes == [2]  # one commit, not three
+    assert set(second) == {f"validation/raw/2024-0{m}" for m in (1, 2, 3)}
+    assert {n: second[n] for n in first} == first  # the reports that passed them
+    assert metrics["raw.validation.errors"] == 0
+
+    landed, _, writes, metrics = ingest("2024-01,2024-02,2024-03", changed="2024-02")
+    assert landed == ["2024-02"] and writes == [3]  # validated and landed again, as delivered
+    rows, _ = project.lake.read("raw", filters=[("batch", "=", "2024-02")])
+    assert 12.5 in rows.x.tolist()
+    assert metrics["raw.validation.errors"] == 0
+    assert ingest("2024-01,2024-02,2024-03", changed="2024-02")[0] == []
+
+    # A broken delivery of a landed batch is validated, quarantined, and nothing is written.
+    before = project.lake.version("raw")
+    with pytest.raises(StepFailed) as failure:
+        ingest("2024-01,2024-02,2024-03,2024-04", broken="2024-03")
+    assert isinstance(failure.value.error, DataValidationError)
+    assert project.lake.version("raw") == before
+    assert len(project.lake.quarantined("raw", "2024-03")) == 400
+
+    # Rows written by other means: every batch landed before them is validated again.
+    project.lake.append("raw", project.lake.read("raw", filters=[("batch", "=", "2024-01")])[0])
+    landed, *_ = ingest("2024-01,2024-02,2024-03,2024-04", changed="2024-02")
+    assert landed == ["2024-01", "2024-02", "2024-03", "2024-04"]
+
+
+def test_a_batch_landed_without_validation_is_validated(write_project):
+    """Only rows that passed validation count as landed: a batch written with its
+    fingerprint but no passing report of it is validated the next time."""
+    code = WINDOW.replace('        ctx.validate_batch(df, "raw", batch, pending=pending)\n', "")
+    project = load_project(write_project(code))
+    run_pipeline(project, "flow", {"batches": "2024-01"})
+    assert set(project.lake.landed("raw")) == {"2024-01"}  # fingerprinted, not validated
+    project = load_project(write_project(WINDOW))
+    result = run_pipeline(project, "flow", {"batches": "2024-01,2024-02"})
+    assert result.output("ingest")["landed"] == ["2024-01", "2024-02"]

@@ -158,6 +158,28 @@ def test_compatibility_is_checked_in_a_fresh_process(write_project):
     assert champion(project) is None
 
 
+def test_the_fresh_process_loads_at_once_and_times_its_calls_when_told(project, monkeypatch):
+    """The gates start the fresh process before they score the test data: it loads the
+    model meanwhile, then waits, and predicts and times its calls only once asked for its
+    result, so the scoring cannot slow a timed call; one not asked for is stopped."""
+    from esteira.validation import compatibility
+
+    run_pipeline(project, "flow")
+    s, uri = project.settings, "models:/toy/1"
+    done = []
+    monkeypatch.setattr(compatibility, "time_calls", lambda call: done.append("timed") or [0.01])
+    project.tracker.activate()
+    found = compatibility.probe(uri, 1, loaded=lambda: done.append("loaded"))
+    assert found["ok"] and done == ["loaded", "timed"]
+
+    fresh = compatibility.FreshProbe(s.tracking_uri, s.registry_uri, uri, 1)
+    found = fresh.result()
+    assert found["ok"] and found["calls"] >= compatibility.MIN_CALLS and found["load_s"] > 0
+    unused = compatibility.FreshProbe(s.tracking_uri, s.registry_uri, uri, 1)
+    unused.cancel()
+    assert unused._process.returncode is not None
+
+
 def test_the_tolerance_is_one_budget_for_a_chain_of_slightly_worse_champions():
     """Each challenger a little worse than the champion before it: the first two fit in the
     tolerance together, the third would take the chain beyond it and is refused; a better

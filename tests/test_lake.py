@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from esteira.errors import LakeError
-from esteira.lake import Lake
+from esteira.lake import Lake, fingerprint
 
 
 @pytest.fixture(params=["folder", "s3"])
@@ -39,6 +39,55 @@ def test_replace_where_is_idempotent(lake: Lake):
     df, version = lake.read("t")
     assert version == 2
     assert sorted(df.k) == [1, 2, 9]
+
+
+def test_a_landed_batch_is_known_until_a_change_may_have_touched_it(lake: Lake):
+    """`land` records the batch and its rows' fingerprint in the Delta commit; `landed`
+    tells which batches still hold exactly that: landing other batches and compacting
+    files keep them, any other write hides every batch landed before it."""
+    jan = pd.DataFrame({"k": [1, 2], "batch": ["2013-01"] * 2})
+    feb = pd.DataFrame({"k": [3], "batch": ["2013-02"]})
+    assert lake.landed("t") == {}
+    lake.land("t", jan, "2013-01", partition_by=["batch"], metadata={"esteira.note": "a"})
+    lake.land("t", feb, "2013-02", partition_by=["batch"])
+    found = lake.landed("t")
+    assert found["2013-01"]["esteira.fingerprint"] == fingerprint(jan)
+    assert found["2013-01"]["esteira.note"] == "a" and found["2013-01"]["version"] == 0
+    assert found["2013-02"]["esteira.fingerprint"] == fingerprint(feb)
+
+    changed = feb.assign(k=[4])
+    lake.land("t", changed, "2013-02")  # a batch delivered again, changed: its newest landing
+    lake.compact("t", retention_hours=0)  # rows kept
+    found = lake.landed("t")
+    assert found["2013-02"]["esteira.fingerprint"] == fingerprint(changed) != fingerprint(feb)
+    assert found["2013-01"]["version"] == 0
+    with pytest.raises(LakeError, match="every row must have batch = '2013-03'"):
+        lake.land("t", jan, "2013-03")
+
+    lake.append("t", pd.DataFrame({"k": [5], "batch": ["2013-01"]}))  # another writer's rows
+    assert lake.landed("t") == {}
+    lake.land("t", jan, "2013-01")
+    assert set(lake.landed("t")) == {"2013-01"}  # landed again; February stays unknown
+    lake.replace("t", feb, where="batch = '2013-02'")
+    assert lake.landed("t") == {}
+
+    register = pd.DataFrame({"tail": ["N1", "N2"], "seats": [100, 200]})
+    lake.land("planes", register)  # a table landed whole
+    assert lake.landed("planes")[None]["esteira.fingerprint"] == fingerprint(register)
+    lake.replace("planes", register)
+    assert lake.landed("planes") == {}
+
+
+def test_a_fingerprint_is_of_the_rows_not_their_order():
+    df = pd.DataFrame({"k": [1, 2, 3], "s": ["a", None, "c"], "when": pd.to_datetime(
+        ["2013-01-01", None, "2013-01-03"], utc=True)})  # fmt: skip
+    same = df.iloc[::-1][["when", "s", "k"]].reset_index(drop=True)
+    assert fingerprint(df) == fingerprint(same)
+    assert fingerprint(df) != fingerprint(df.assign(k=[1, 2, 4]))
+    assert fingerprint(df) != fingerprint(df.assign(k=df.k.astype(float)))  # types count
+    assert fingerprint(df) != fingerprint(df.iloc[:2])
+    listed = pd.DataFrame({"v": [[1, 2], [3]]})  # unhashable values: by their text
+    assert fingerprint(listed) != fingerprint(pd.DataFrame({"v": [[1, 2], [4]]}))
 
 
 def test_errors_name_the_table_and_what_exists(lake: Lake):

@@ -138,3 +138,75 @@ def test_a_model_with_untrusted_types_is_refused_with_the_fix(write_project):
     write_project(UNTRUSTED, toml='[model]\ntrusted_types = ["pipelines.Majority"]\n')
     result = run_pipeline(load_project(root), "flow")
     assert result.output("model").predict([[0]]) == [1]
+
+
+def _frames() -> dict[str, pd.DataFrame]:
+    """Columns of every kind MLflow infers, with and without missing values."""
+    n = 300
+    rng = np.random.default_rng(3)
+    numbers = rng.normal(size=n)
+    numbers[::7] = np.nan
+    words = pd.Series(rng.choice(["EWR", "JFK", "LGA"], n))
+    times = pd.Series(pd.date_range("2013-01-01", periods=n, freq="h", tz="UTC"))
+    times[5] = pd.NaT
+    text_gaps = words.astype(object).where(np.arange(n) % 9 != 0, None)
+    mixed = words.astype(object)
+    mixed[3] = 4
+    typed = {
+        "f": numbers, "i": np.arange(n), "i32": np.arange(n, dtype="int32"),
+        "f32": numbers.astype("float32"), "b": np.arange(n) % 2 == 0,
+        "nullable": pd.array([1, None] * (n // 2), dtype="Int64"), "t": times,
+        "naive": times.dt.tz_localize(None),
+    }  # fmt: skip
+    text = {
+        "str": words.astype("str"), "str_gaps": words.astype("str").where(numbers > 0),
+        "object": words.astype(object), "object_gaps": text_gaps,
+        "np_str": pd.Series(np.array(words, dtype="U3"), dtype=object),
+        "category": words.astype("category"),
+    }  # fmt: skip
+    objects = {
+        "mixed": mixed, "nothing": pd.Series([None] * n, dtype=object),
+        "lists": pd.Series([[1.0, 2.0]] * n), "dicts": pd.Series([{"k": "v"}] * n),
+        "bytes": pd.Series([b"x"] * n),
+        "nat_in_text": words.astype(object).where(np.arange(n) > 0, np.datetime64("NaT")),
+    }  # fmt: skip
+    return {
+        "typed": pd.DataFrame(typed),
+        "text": pd.DataFrame(text),
+        "objects": pd.DataFrame(objects),
+        "timedelta": pd.DataFrame({"d": pd.to_timedelta(np.arange(n), unit="s")}),
+        "empty": pd.DataFrame({"a": pd.Series([], dtype=float), "s": pd.Series([], dtype=str)}),
+        "duplicated": pd.DataFrame([[1, "a"]] * 4, columns=["x", "x"]),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_frames()))
+def test_a_logged_dataset_has_the_schema_and_digest_mlflow_infers(kind):
+    """esteira computes a logged DataFrame's schema and digest a column at a time; they
+    are MLflow's own, whatever the columns hold."""
+    import warnings
+
+    from mlflow.data.digest_utils import compute_pandas_digest
+    from mlflow.types.utils import _infer_schema
+
+    from esteira.datasets import dataset_digest, dataset_schema
+
+    df = _frames()[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            expected = _infer_schema(df).to_dict()
+        except Exception:  # PandasDataset.schema leaves it out
+            expected = None
+        ours = dataset_schema(df)
+    assert (ours.to_dict() if ours is not None else None) == expected
+    assert _outcome(dataset_digest, df) == _outcome(compute_pandas_digest, df)
+
+
+def _outcome(fn, df):
+    """What `fn(df)` returns, or the kind of error it raises (MLflow's digest of an empty
+    frame with a string column is one)."""
+    try:
+        return fn(df)
+    except Exception as e:
+        return type(e)

@@ -84,6 +84,14 @@ class ArtifactStore:
             raise
         return ArtifactRef(final.as_uri(), digest, kind, size)
 
+    def find(self, digest: str, kind: str) -> ArtifactRef | None:
+        """The stored artifact of `kind` whose content has this hash, if the store holds it
+        (its content is checked when it is loaded)."""
+        path = self.objects / f"{digest[:32]}.{kind}"
+        if not path.exists():
+            return None
+        return ArtifactRef(path.as_uri(), digest, kind, _size(path))
+
     def load(self, ref: ArtifactRef) -> Any:
         """The stored value, once its content is checked against the hash it was stored
         with: a file changed on disk is never read as if it were the step's output."""

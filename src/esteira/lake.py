@@ -11,6 +11,7 @@ to S3 are safe with several writers: `deltalake` writes each commit with a condi
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,43 @@ if TYPE_CHECKING:
 
 QUARANTINE_TABLE = "quarantine"
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# What `Lake.land` records in a batch's Delta commit (custom commit metadata, which Spark and
+# Databricks show in the table's history too).
+FINGERPRINT = "esteira.fingerprint"
+BATCH = "esteira.batch"
+BATCH_COLUMN = "esteira.batch_column"
+# Operations that rewrite files but keep every row: a batch landed before them is unchanged.
+_ROWS_KEPT = {"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES"}
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    """A hash of `df`'s content: its columns with their types, and its rows in any order
+    (the same rows shuffled give the same fingerprint; one value changed, another)."""
+    import hashlib
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    names = [str(c) for c in df.columns]
+    order = sorted(range(len(names)), key=names.__getitem__)
+    frame = df.iloc[:, order]
+    try:
+        hashed = pd.util.hash_pandas_object(frame, index=False)
+    except TypeError:  # unhashable values (lists, dicts): by their text
+        hashed = pd.util.hash_pandas_object(frame.astype(object).map(repr), index=False)
+    rows = np.sort(hashed.to_numpy())
+    header = json.dumps([[names[i], str(df.dtypes.iloc[i])] for i in order])
+    digest = hashlib.sha256(header.encode())
+    digest.update(rows.tobytes())
+    return digest.hexdigest()
+
+
+def batch_predicate(batch_column: str, batch: str) -> str:
+    """The rows of one batch, as a Delta predicate."""
+    quoted = str(batch).replace("'", "''")
+    return f"{batch_column} = '{quoted}'"
 
 
 class Lake:
@@ -182,6 +220,68 @@ class Lake:
         """
         return self._write(table, df, "overwrite", where=where, partition_by=partition_by)
 
+    def land(
+        self,
+        table: str,
+        df: pd.DataFrame,
+        batch: str | None = None,
+        batch_column: str = "batch",
+        partition_by: list[str] | None = None,
+        content: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> int:
+        """Replace `batch` of `table` (its rows whose `batch_column` is `batch`; the whole
+        table when None) with `df`, and record in the commit what landed: the batch, the
+        rows' `fingerprint` (`content`, computed when not given) and `metadata` (more
+        `esteira.*` keys), so that `landed` can later tell that the batch is still exactly
+        these rows and need not be written again."""
+        info = {FINGERPRINT: content or fingerprint(df), **(metadata or {})}
+        where = None
+        if batch is not None:
+            if batch_column not in df.columns or (df[batch_column] != batch).any():
+                raise LakeError(
+                    f"cannot land batch {batch} of table '{table}': every row must have "
+                    f"{batch_column} = {batch!r}"
+                )
+            info |= {BATCH: str(batch), BATCH_COLUMN: batch_column}
+            where = batch_predicate(batch_column, batch)
+        return self._write(table, df, "overwrite", where=where, partition_by=partition_by,
+                           commit_metadata=info)  # fmt: skip
+
+    def landed(self, table: str) -> dict[str | None, dict[str, Any]]:
+        """The batches of `table` that hold exactly what `land` wrote: batch -> what its
+        commit recorded (`esteira.*` keys, and the commit's `version`); the key None stands
+        for the whole table, when its last change was landing it whole.
+
+        Read from the table's history, newest commit first: a batch counts from its latest
+        landing, unless a commit after it may have changed its rows. Landing another batch
+        does not (it replaces only that batch's rows), nor does compacting the files; any
+        other change (an append, a delete, a merge, a replace with another predicate, a
+        restore) may have, so the batches landed before it count as changed, and a caller
+        lands them again. A history trimmed by log retention is as far as it can tell."""
+        if not self.exists(table):
+            return {}
+        found: dict[str | None, dict[str, Any]] = {}
+        for commit in self.open(table).history():
+            if commit.get("operation") in _ROWS_KEPT:
+                continue
+            if FINGERPRINT not in commit:
+                break  # another writer's change: any batch before it may have changed
+            info = {k: v for k, v in commit.items() if k.startswith("esteira.")}
+            info["version"] = commit.get("version")
+            batch = commit.get(BATCH)
+            predicate = commit.get("operationParameters", {}).get("predicate")
+            if batch is not None and predicate == batch_predicate(commit[BATCH_COLUMN], batch):
+                found.setdefault(batch, info)  # the newest landing of that batch counts
+                continue
+            # The whole table was replaced (or created) with this batch, or the table whole.
+            if batch is not None:
+                found.setdefault(batch, info)
+            elif not found:
+                found[None] = info
+            break
+        return found
+
     def quarantine(
         self, table: str, df: pd.DataFrame, batch: str, reasons: list[str], run_id: str = ""
     ) -> int:
@@ -230,6 +330,7 @@ class Lake:
         where: str | None = None,
         partition_by: list[str] | None = None,
         transaction: tuple[str, int] | None = None,
+        commit_metadata: Mapping[str, str] | None = None,
     ) -> int:
         from deltalake import CommitProperties, Transaction, write_deltalake
 
@@ -255,10 +356,11 @@ class Lake:
                         f"columns {lacking}. Write every column (null where unknown)."
                     )
                 options = {"schema_mode": "merge", "predicate": where}
-        if transaction is not None:
-            app_id, version = transaction
+        if transaction is not None or commit_metadata:
+            app_id, version = transaction or ("", 0)
             options["commit_properties"] = CommitProperties(
-                app_transactions=[Transaction(app_id, version)]
+                custom_metadata=dict(commit_metadata) if commit_metadata else None,
+                app_transactions=[Transaction(app_id, version)] if transaction else None,
             )
         try:
             write_deltalake(target, df, mode=mode, **options)

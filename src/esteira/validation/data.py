@@ -79,6 +79,12 @@ class ValidationReport:
             "findings": [asdict(f) for f in self.findings],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        """A report as `to_dict` stored it."""
+        findings = [Finding(**f) for f in data.get("findings", [])]
+        return cls(data["rows"], data["reference_rows"], findings)
+
 
 class DataValidationError(EsteiraError):
     """A batch failed validation; it was quarantined and the pipeline stopped."""

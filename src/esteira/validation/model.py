@@ -1,8 +1,9 @@
 """Model validation gates: may this challenger replace the champion?
 
 Evidence is gathered once: challenger and champion, both loaded from the registry, score
-the same (newest) test data, overall and per segment, and the challenger is loaded again
-in a fresh process to predict its input example within a latency budget. They are judged on
+the same (newest) test data once each (segments are slices of those scores), and the
+challenger is loaded again in a fresh process, started first so that it loads while they
+score, to predict its input example within a latency budget. They are judged on
 the metric of the challenger's task (`[gates] metric`, else binary roc_auc, multiclass
 log_loss, regression rmse). Each gate is a function from that evidence to a check that
 passed or failed, with its reason; the decision is stored with the figures behind it. Gates
@@ -20,7 +21,11 @@ from esteira.errors import EsteiraError
 from esteira.metadata import GateDecision
 from esteira.metrics import Scores, check_fits, metric, resolve_metric, score, why_undefined
 from esteira.runtime import thread_budget, training_threads
-from esteira.validation.compatibility import check_compatibility, compatibility_gate
+from esteira.validation.compatibility import (
+    check_compatibility,
+    compatibility_gate,
+    start_compatibility,
+)
 from esteira.validation.decision import Check, Decision, Evidence, Gate
 
 if TYPE_CHECKING:
@@ -143,10 +148,28 @@ def decide(
 def gather(
     project: Project, name: str, version: str, test: pd.DataFrame, label: str, config: GatesConfig
 ) -> Evidence:
-    from esteira.registry import CHAMPION, Registry
-
     if label not in test.columns:
         raise EsteiraError(f"the test data has no label column '{label}'")
+    # The fresh process of the compatibility check imports and loads while the test data is
+    # scored here; it times its calls afterwards, when this process only waits.
+    uri = f"models:/{name}/{version}"
+    fresh = start_compatibility(project, uri) if config.check_compatibility else None
+    try:
+        evidence = _scored(project, name, version, test, label, config)
+        if fresh is not None:
+            evidence.compatibility = check_compatibility(project, uri, config, started=fresh)
+    finally:
+        if fresh is not None:
+            fresh.cancel()
+    return evidence
+
+
+def _scored(
+    project: Project, name: str, version: str, test: pd.DataFrame, label: str, config: GatesConfig
+) -> Evidence:
+    """The evidence of the challenger and the champion scoring `test`, each once."""
+    from esteira.registry import CHAMPION, Registry
+
     champion = Registry(project).by_alias(name, CHAMPION)
     champion_version = champion.version if champion and champion.version != str(version) else None
     with thread_budget(training_threads(project.settings.runtime.threads)):
@@ -177,8 +200,6 @@ def gather(
         evidence.tolerance_spent = _tolerance_spent(project, name, champion_version)
     if config.segment and comparable:
         evidence.segments = _segments(test, config, key, threshold, y, ours, theirs)
-    if config.check_compatibility:
-        evidence.compatibility = check_compatibility(project, f"models:/{name}/{version}", config)
     return evidence
 
 
