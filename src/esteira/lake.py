@@ -271,7 +271,8 @@ class Lake:
             info["version"] = commit.get("version")
             batch = commit.get(BATCH)
             predicate = commit.get("operationParameters", {}).get("predicate")
-            if batch is not None and predicate == batch_predicate(commit[BATCH_COLUMN], batch):
+            column = commit.get(BATCH_COLUMN, "")
+            if batch is not None and predicate == batch_predicate(column, batch):
                 found.setdefault(batch, info)  # the newest landing of that batch counts
                 continue
             # The whole table was replaced (or created) with this batch, or the table whole.
