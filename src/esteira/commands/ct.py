@@ -24,7 +24,7 @@ def ct_replay(
         list[str] | None,
         typer.Option(
             help="never | schedule | drift | performance | monthly (every new batch) | "
-            "project (its [ct.triggers] together); repeat to compare."
+            "project (its \\[ct.triggers] together); repeat to compare."
         ),
     ] = None,
 ) -> None:
