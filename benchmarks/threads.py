@@ -146,14 +146,14 @@ def training(data: Path, repeat: int, timeout: float) -> dict[str, tuple[float, 
 
 def gate(tracking: str, uri: str) -> dict[str, tuple[float, str]]:
     from esteira.config import RuntimeSection
-    from esteira.validation.compatibility import measure_in_fresh_process, probe
+    from esteira.validation.compatibility import FreshProbe, probe
 
     serving = RuntimeSection().serving_threads
     results = {}
     for setting in SETTINGS:
         threads = serving if setting == "esteira" else None
         env = environment(setting)
-        found = measure_in_fresh_process(tracking, tracking, uri, threads, env=env)
+        found = FreshProbe(tracking, tracking, uri, threads, env=env).result()
         if not found.get("ok"):
             raise SystemExit(f"the gate's measurement failed: {found.get('error')}")
         results[setting] = (found["median_ms"] / 1000, f"{found['calls']} calls")

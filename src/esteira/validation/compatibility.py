@@ -213,18 +213,6 @@ WAIT = "--wait"
 """Tells the fresh process to wait, once loaded, until its parent says go on stdin."""
 
 
-def measure_in_fresh_process(
-    tracking_uri: str,
-    registry_uri: str,
-    uri: str,
-    threads: int | None,
-    timeout_s: float = 300.0,
-    env: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """`probe` in a new Python process (`FreshProbe`), waited for."""
-    return FreshProbe(tracking_uri, registry_uri, uri, threads, timeout_s, env).result()
-
-
 def start_compatibility(project: Project, uri: str) -> FreshProbe:
     """The fresh process of the compatibility check of `uri`, started: it loads the model
     while the caller works (`check_compatibility(..., started=)` then finishes it)."""
